@@ -1,0 +1,126 @@
+//! Wiring for the long-running commands: build the real clients, then hand them to the library.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::artifacts::ArtifactStore;
+use crate::cli::{MockRegistryArgs, WorkerArgs};
+use crate::mock_registry::{MockRegistry, MockRegistryConfig};
+use crate::pipeline::aws::AwsJobApi;
+use crate::publish::Publisher;
+use crate::worker::{self, WorkerReport};
+
+/// Loads the standard AWS configuration: region, credentials chain, endpoint overrides.
+pub async fn load_aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await
+}
+
+/// `pipeline-publisher worker`: runs until SIGINT/SIGTERM or `--max-jobs`.
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
+    let sdk_config = load_aws_config().await;
+    if sdk_config.region().is_none() {
+        anyhow::bail!(
+            "no AWS region is configured; set AWS_REGION to the region of your pipelines \
+             (CodePipeline hands out jobs per region)"
+        );
+    }
+    let action_type = args.action_type();
+    let api = AwsJobApi::new(&sdk_config, &action_type)
+        .with_context(|| format!("the action type {action_type} is not valid"))?;
+    let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
+    let http = crate::registry::http_client().context("could not set up the HTTP client")?;
+    let publisher = Publisher::new(args.publisher_settings(), store, http);
+    tracing::info!(action_type = %action_type, "starting worker");
+    Ok(worker::run(
+        Arc::new(api),
+        Arc::new(publisher),
+        args.worker_settings(),
+        shutdown_signal(),
+    )
+    .await)
+}
+
+/// `pipeline-publisher mock-registry`: serves until SIGINT/SIGTERM.
+pub async fn run_mock_registry(args: MockRegistryArgs) -> anyhow::Result<()> {
+    let mut config = MockRegistryConfig {
+        data_dir: args.data_dir,
+        repositories: args.repos,
+        ..MockRegistryConfig::default()
+    };
+    if !args.users.is_empty() {
+        config.users = args
+            .users
+            .iter()
+            .map(|user| {
+                user.split_once(':')
+                    .map(|(name, password)| (name.to_owned(), password.to_owned()))
+                    .with_context(|| {
+                        format!(
+                            "--user `{}` must be name:password",
+                            user.split(':').next().unwrap_or("")
+                        )
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    let registry = MockRegistry::new(config).context("could not open the mock registry's data")?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "could not listen on {} (is the port in use? try --listen 127.0.0.1:0)",
+                args.listen
+            )
+        })?;
+    let address = listener.local_addr()?;
+    tracing::info!("mock registry listening on http://{address}/artifactory/");
+    eprintln!(
+        "Mock registry: http://{address} (ArtifactoryHost), users: {}",
+        describe_users(&args.users)
+    );
+    registry.serve(listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn describe_users(users: &[String]) -> String {
+    if users.is_empty() {
+        "demo / demo-password".to_owned()
+    } else {
+        users
+            .iter()
+            .filter_map(|user| user.split(':').next())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

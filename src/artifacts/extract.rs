@@ -1,0 +1,329 @@
+//! Safe extraction of an input artifact (a zip) into the job's private directory.
+//!
+//! An artifact is build output, and build output can be hostile or broken. Before any byte is
+//! written, every entry name is checked (no absolute or drive-letter paths, no `..`, no
+//! backslashes, no symlinks); while writing, bytes are *counted as they are read* rather than
+//! trusted from headers, so a zip bomb stops at the cap however it lies. Each file's checksums
+//! are computed in the same pass that writes it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use zip::ZipArchive;
+use zip::result::ZipError;
+
+use crate::artifacts::checksum::{Checksums, MultiHasher};
+
+/// Caps that bound what one artifact may expand to.
+#[derive(Debug, Clone, Copy)]
+pub struct ExtractLimits {
+    /// Most entries (files and directories) one archive may hold.
+    pub max_entries: usize,
+    /// Most bytes all files of one archive may expand to.
+    pub max_total_bytes: u64,
+    /// Highest expansion ratio allowed for an entry larger than [`RATIO_FLOOR_BYTES`].
+    pub max_ratio: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_total_bytes: 16 * 1024 * 1024 * 1024,
+            // Deflate cannot exceed ~1032:1; zero-padded disk images reach a few hundred.
+            max_ratio: 1_000,
+        }
+    }
+}
+
+/// Entries smaller than this are not ratio-checked: a tiny text file of repeated characters
+/// compresses extremely well and harms nobody.
+pub const RATIO_FLOOR_BYTES: u64 = 1024 * 1024;
+
+/// A file written by extraction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractedFile {
+    /// Path inside the artifact, `/`-separated.
+    pub relative_path: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub checksums: Checksums,
+}
+
+/// Why an archive was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error("it is not a readable zip archive; the build must produce a zip artifact")]
+    NotAZip(#[source] ZipError),
+    #[error("entry `{entry}` could not be read; the archive is corrupt or truncated")]
+    Corrupt {
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("entry `{entry}` has an unsafe path ({reason}); nothing was published")]
+    UnsafePath { entry: String, reason: &'static str },
+    #[error("entry `{entry}` is a symbolic link, which is not allowed in artifacts")]
+    Symlink { entry: String },
+    #[error("entry `{entry}` is encrypted; publish unencrypted build output")]
+    Encrypted { entry: String },
+    #[error("entry `{entry}` appears twice in the archive")]
+    Duplicate { entry: String },
+    #[error(
+        "the archive has more than {limit} entries (raise --max-archive-entries if this is expected)"
+    )]
+    TooManyEntries { limit: usize },
+    #[error(
+        "the archive expands to more than {limit} bytes (raise --max-extracted-bytes if this is expected)"
+    )]
+    TooLarge { limit: u64 },
+    #[error(
+        "entry `{entry}` expands more than {limit}:1, like a zip bomb (raise --max-compression-ratio if this is expected)"
+    )]
+    RatioExceeded { entry: String, limit: u64 },
+    #[error("the archive contains no files")]
+    Empty,
+    #[error("could not write `{path}`")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Extracts `archive` into `destination` (which must exist and be private) and returns the
+/// files written, sorted by path. Blocking: run it on a blocking thread.
+pub fn extract_zip(
+    archive: &Path,
+    destination: &Path,
+    limits: ExtractLimits,
+) -> Result<Vec<ExtractedFile>, ExtractError> {
+    let file = File::open(archive).map_err(|source| ExtractError::Write {
+        path: archive.to_owned(),
+        source,
+    })?;
+    let mut zip = ZipArchive::new(io::BufReader::new(file)).map_err(ExtractError::NotAZip)?;
+    if zip.len() > limits.max_entries {
+        return Err(ExtractError::TooManyEntries {
+            limit: limits.max_entries,
+        });
+    }
+
+    // Check every name first, so a bad entry late in the archive leaves nothing behind.
+    let mut plan = Vec::with_capacity(zip.len());
+    let mut seen = std::collections::HashSet::new();
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(ExtractError::NotAZip)?;
+        let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        if entry.is_symlink() {
+            return Err(ExtractError::Symlink { entry: name });
+        }
+        if entry.encrypted() {
+            return Err(ExtractError::Encrypted { entry: name });
+        }
+        let relative = safe_relative_path(&name)?;
+        if entry.is_dir() {
+            continue;
+        }
+        if !seen.insert(relative.clone()) {
+            return Err(ExtractError::Duplicate { entry: name });
+        }
+        plan.push((index, name, relative));
+    }
+    if plan.is_empty() {
+        return Err(ExtractError::Empty);
+    }
+
+    let mut budget = limits.max_total_bytes;
+    let mut files = Vec::with_capacity(plan.len());
+    for (index, name, relative) in plan {
+        let mut entry = zip.by_index(index).map_err(ExtractError::NotAZip)?;
+        let compressed = entry.compressed_size().max(1);
+        let path = destination.join(&relative);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
+                path: parent.to_owned(),
+                source,
+            })?;
+        }
+        let output = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|source| ExtractError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        let mut output = io::BufWriter::with_capacity(256 * 1024, output);
+        let mut hasher = MultiHasher::new();
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut size = 0u64;
+        loop {
+            let read = entry
+                .read(&mut buffer)
+                .map_err(|source| ExtractError::Corrupt {
+                    entry: name.clone(),
+                    source,
+                })?;
+            if read == 0 {
+                break;
+            }
+            let chunk = &buffer[..read];
+            size += read as u64;
+            if size > budget {
+                return Err(ExtractError::TooLarge {
+                    limit: limits.max_total_bytes,
+                });
+            }
+            if size > RATIO_FLOOR_BYTES && size / compressed > limits.max_ratio {
+                return Err(ExtractError::RatioExceeded {
+                    entry: name,
+                    limit: limits.max_ratio,
+                });
+            }
+            hasher.update(chunk);
+            output
+                .write_all(chunk)
+                .map_err(|source| ExtractError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+        }
+        output
+            .into_inner()
+            .map_err(|error| error.into_error())
+            .and_then(|file| file.sync_all())
+            .map_err(|source| ExtractError::Write {
+                path: path.clone(),
+                source,
+            })?;
+        budget -= size;
+        files.push(ExtractedFile {
+            relative_path: relative,
+            path,
+            size,
+            checksums: hasher.finish(),
+        });
+    }
+    files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    Ok(files)
+}
+
+/// Turns an entry name into a safe relative `/`-separated path, or says why it is unsafe.
+fn safe_relative_path(name: &str) -> Result<String, ExtractError> {
+    let unsafe_path = |reason| ExtractError::UnsafePath {
+        entry: name.to_owned(),
+        reason,
+    };
+    if name.contains('\0') {
+        return Err(unsafe_path("contains a NUL byte"));
+    }
+    if name.contains('\\') {
+        return Err(unsafe_path("contains a backslash"));
+    }
+    if name.starts_with('/') {
+        return Err(unsafe_path("is absolute"));
+    }
+    let bytes = name.as_bytes();
+    if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+        return Err(unsafe_path("starts with a drive letter"));
+    }
+    let mut parts = Vec::new();
+    for component in Path::new(name).components() {
+        match component {
+            Component::Normal(part) => match part.to_str() {
+                Some(part) if part.chars().any(char::is_control) => {
+                    return Err(unsafe_path("contains control characters"));
+                }
+                Some(part) => parts.push(part),
+                None => return Err(unsafe_path("is not valid UTF-8")),
+            },
+            Component::CurDir => {}
+            Component::ParentDir => return Err(unsafe_path("contains `..`")),
+            Component::RootDir | Component::Prefix(_) => return Err(unsafe_path("is absolute")),
+        }
+    }
+    if parts.is_empty() {
+        return Err(unsafe_path("is empty"));
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+    use zip::write::SimpleFileOptions;
+
+    fn zip_with(entries: &[(&str, &[u8])]) -> tempfile::NamedTempFile {
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, body) in entries {
+            writer
+                .start_file(*name, SimpleFileOptions::default())
+                .unwrap();
+            writer.write_all(body).unwrap();
+        }
+        let bytes = writer.finish().unwrap().into_inner();
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(&bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn extracts_files_with_their_checksums() {
+        let archive = zip_with(&[("fw/image.bin", b"abc"), ("notes.md", b"hello")]);
+        let out = tempfile::tempdir().unwrap();
+        let files = extract_zip(archive.path(), out.path(), ExtractLimits::default()).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].relative_path, "fw/image.bin");
+        assert_eq!(
+            files[0].checksums.sha1,
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(fs::read(out.path().join("notes.md")).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn refuses_unsafe_names_before_writing_anything() {
+        for name in ["../evil", "/etc/passwd", "C:/x", "a\\..\\b", "ok/../../x"] {
+            let archive = zip_with(&[("good.txt", b"fine"), (name, b"x")]);
+            let out = tempfile::tempdir().unwrap();
+            let error =
+                extract_zip(archive.path(), out.path(), ExtractLimits::default()).unwrap_err();
+            assert!(
+                matches!(error, ExtractError::UnsafePath { .. }),
+                "{name}: {error}"
+            );
+            assert_eq!(fs::read_dir(out.path()).unwrap().count(), 0, "{name}");
+        }
+    }
+
+    #[test]
+    fn stops_at_the_byte_cap_counted_while_reading() {
+        let archive = zip_with(&[("big.bin", &[0u8; 4096])]);
+        let out = tempfile::tempdir().unwrap();
+        let limits = ExtractLimits {
+            max_total_bytes: 1000,
+            ..ExtractLimits::default()
+        };
+        let error = extract_zip(archive.path(), out.path(), limits).unwrap_err();
+        assert!(matches!(error, ExtractError::TooLarge { limit: 1000 }));
+    }
+
+    #[test]
+    fn refuses_non_zips_and_empty_archives() {
+        let mut not_zip = tempfile::NamedTempFile::new().unwrap();
+        not_zip.write_all(b"just text").unwrap();
+        let out = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            extract_zip(not_zip.path(), out.path(), ExtractLimits::default()),
+            Err(ExtractError::NotAZip(_))
+        ));
+        let empty = zip_with(&[]);
+        assert!(matches!(
+            extract_zip(empty.path(), out.path(), ExtractLimits::default()),
+            Err(ExtractError::Empty)
+        ));
+    }
+}

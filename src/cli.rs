@@ -1,0 +1,181 @@
+//! The command line: every flag has an environment variable; secrets never come from flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::artifacts::ExtractLimits;
+use crate::pipeline::ActionTypeId;
+use crate::pipeline::config::ConfigPolicy;
+use crate::publish::PublisherSettings;
+use crate::telemetry::LogFormat;
+use crate::worker::WorkerSettings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pipeline-publisher",
+    version,
+    about = "AWS CodePipeline job worker that publishes build outputs to Artifactory-compatible registries"
+)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(long, global = true, env = "PIPELINE_PUBLISHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter: a level (`info`, `debug`, `trace`) or per-module directives.
+    #[arg(
+        long,
+        global = true,
+        env = "PIPELINE_PUBLISHER_LOG",
+        default_value = "info"
+    )]
+    pub log_level: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll CodePipeline for jobs of the custom action and publish them (the production daemon).
+    Worker(WorkerArgs),
+    /// Serve the Artifactory-compatible mock registry (for local runs and tests).
+    MockRegistry(MockRegistryArgs),
+    /// Run a complete local demo: CodePipeline, S3 and registry stand-ins plus the real worker.
+    Demo(DemoArgs),
+}
+
+fn duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value).map_err(|error| format!("`{value}`: {error} (e.g. 30s, 5m)"))
+}
+
+/// Flags of `pipeline-publisher worker`. AWS region, credentials and endpoints come from the
+/// standard AWS configuration (`AWS_REGION`, `AWS_PROFILE`, instance profile,
+/// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_CODEPIPELINE`, `AWS_ENDPOINT_URL_S3`, ...).
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Action category of the custom action type.
+    #[arg(long, env = "PIPELINE_PUBLISHER_CATEGORY", default_value = "Deploy")]
+    pub category: String,
+    /// Action owner (only `Custom` actions can be polled).
+    #[arg(long, env = "PIPELINE_PUBLISHER_OWNER", default_value = "Custom")]
+    pub owner: String,
+    /// Action provider name.
+    #[arg(
+        long,
+        env = "PIPELINE_PUBLISHER_PROVIDER",
+        default_value = "Artifactory"
+    )]
+    pub provider: String,
+    /// Action type version.
+    #[arg(long, env = "PIPELINE_PUBLISHER_ACTION_VERSION", default_value = "1")]
+    pub action_version: String,
+
+    /// Jobs processed at once.
+    #[arg(long, env = "PIPELINE_PUBLISHER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Wait after an empty poll; doubles while idle up to --poll-max-interval.
+    #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MIN_INTERVAL", default_value = "1s", value_parser = duration)]
+    pub poll_min_interval: Duration,
+    /// Longest wait between polls while idle.
+    #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MAX_INTERVAL", default_value = "10s", value_parser = duration)]
+    pub poll_max_interval: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight jobs may run before they are reported as failed.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DRAIN_TIMEOUT", default_value = "60s", value_parser = duration)]
+    pub drain_timeout: Duration,
+    /// Exit 0 after this many jobs have ended with a result (smoke tests).
+    #[arg(long, env = "PIPELINE_PUBLISHER_MAX_JOBS")]
+    pub max_jobs: Option<u64>,
+
+    /// Lifetime of the registry token minted for each job.
+    #[arg(long, env = "PIPELINE_PUBLISHER_TOKEN_LIFETIME", default_value = "15m", value_parser = duration)]
+    pub token_lifetime: Duration,
+    /// Directory for per-job temporary files (default: the system temp dir).
+    #[arg(long, env = "PIPELINE_PUBLISHER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Use path-style S3 addressing (for S3 stand-ins on 127.0.0.1).
+    #[arg(long, env = "PIPELINE_PUBLISHER_S3_FORCE_PATH_STYLE")]
+    pub s3_force_path_style: bool,
+    /// Allow plain http:// registries on hosts other than loopback (sends passwords unencrypted).
+    #[arg(long, env = "PIPELINE_PUBLISHER_ALLOW_INSECURE_HTTP")]
+    pub allow_insecure_http: bool,
+
+    /// Most entries an input artifact zip may hold.
+    #[arg(long, env = "PIPELINE_PUBLISHER_MAX_ARCHIVE_ENTRIES", default_value_t = ExtractLimits::default().max_entries)]
+    pub max_archive_entries: usize,
+    /// Most bytes one input artifact may expand to.
+    #[arg(long, env = "PIPELINE_PUBLISHER_MAX_EXTRACTED_BYTES", default_value_t = ExtractLimits::default().max_total_bytes)]
+    pub max_extracted_bytes: u64,
+    /// Highest expansion ratio of a zip entry over 1 MiB.
+    #[arg(long, env = "PIPELINE_PUBLISHER_MAX_COMPRESSION_RATIO", default_value_t = ExtractLimits::default().max_ratio)]
+    pub max_compression_ratio: u64,
+}
+
+impl WorkerArgs {
+    pub fn action_type(&self) -> ActionTypeId {
+        ActionTypeId {
+            category: self.category.clone(),
+            owner: self.owner.clone(),
+            provider: self.provider.clone(),
+            version: self.action_version.clone(),
+        }
+    }
+
+    pub fn worker_settings(&self) -> WorkerSettings {
+        WorkerSettings {
+            concurrency: usize::from(self.concurrency),
+            poll_min_interval: self.poll_min_interval,
+            poll_max_interval: self.poll_max_interval,
+            drain_timeout: self.drain_timeout,
+            max_jobs: self.max_jobs,
+            ..WorkerSettings::default()
+        }
+    }
+
+    pub fn publisher_settings(&self) -> PublisherSettings {
+        PublisherSettings {
+            config_policy: ConfigPolicy {
+                allow_insecure_http: self.allow_insecure_http,
+            },
+            extract_limits: ExtractLimits {
+                max_entries: self.max_archive_entries,
+                max_total_bytes: self.max_extracted_bytes,
+                max_ratio: self.max_compression_ratio,
+            },
+            token_lifetime: self.token_lifetime,
+            work_dir: self.work_dir.clone(),
+        }
+    }
+}
+
+/// Flags of `pipeline-publisher mock-registry`.
+#[derive(Debug, Args)]
+pub struct MockRegistryArgs {
+    /// Address to listen on.
+    #[arg(long, env = "MOCK_REGISTRY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Directory that keeps deployed files and metadata across restarts (default: a temp dir).
+    #[arg(long, env = "MOCK_REGISTRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A user as `name:password`; repeat for several (default: demo:demo-password).
+    #[arg(
+        long = "user",
+        env = "MOCK_REGISTRY_USERS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub users: Vec<String>,
+    /// Repository keys to serve; any key is accepted when none are given.
+    #[arg(long = "repo", env = "MOCK_REGISTRY_REPOS", value_delimiter = ',')]
+    pub repos: Vec<String>,
+}
+
+/// Flags of `pipeline-publisher demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory with the firmware example to publish.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DEMO_EXAMPLE")]
+    pub example_dir: Option<PathBuf>,
+}

@@ -1,0 +1,304 @@
+//! An Artifactory-compatible mock registry (axum), used by `pipeline-publisher mock-registry`,
+//! the `demo` command and the tests.
+//!
+//! It speaks the subset of Artifactory's REST API the publisher uses, with Artifactory's JSON
+//! shapes, status codes and error bodies, and keeps everything on disk (never in memory), so
+//! 1 GiB uploads work and a data directory survives restarts.
+//!
+//! One module per API area, over a shared `store`:
+//! - `tokens`: Access API tokens and the deprecated security-token endpoint;
+//! - `deploy`: `PUT` deploys (streamed, hashed, checksum deploy, properties);
+//! - `storage`: downloads, storage info, properties, checksum search;
+//! - `front_door`: authentication, 503 simulation, request recording and logging.
+//!
+//! Later areas (npm, PyPI, Debian, build info) add a module and a few routes in [`MockRegistry::router`].
+
+mod auth;
+mod clock;
+mod deploy;
+mod error;
+mod front_door;
+mod model;
+mod paths;
+mod storage;
+mod store;
+mod tokens;
+
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests_access;
+#[cfg(test)]
+mod tests_artifacts;
+#[cfg(test)]
+mod tests_tokens;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{delete, get, post};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use model::{RecordedRequest, RequestAuth, StoredArtifact, TokenRecord};
+
+use auth::TokenRegistry;
+use clock::Clock;
+use error::ApiError;
+use store::{Store, lock};
+
+/// How the mock registry behaves.
+#[derive(Clone)]
+pub struct MockRegistryConfig {
+    /// `(name, password)` pairs accepted for basic auth and token minting.
+    pub users: Vec<(String, String)>,
+    /// Repositories that accept deploys; empty = any key is accepted and created on first deploy.
+    pub repositories: Vec<String>,
+    /// Where blobs and metadata persist; `None` = a private temporary directory (still on disk).
+    pub data_dir: Option<PathBuf>,
+    /// Upper bound on a token's `expires_in` (also used when none or 0 is requested).
+    pub max_token_lifetime: Duration,
+    /// Whether downloads, storage info and searches work without credentials.
+    pub anonymous_read: bool,
+    /// Whether the Access API (`/access/api/v1/tokens`) exists; `false` answers 404 like an
+    /// Artifactory older than 7.21, so clients fall back to the legacy token endpoint.
+    pub access_api: bool,
+}
+
+impl Default for MockRegistryConfig {
+    fn default() -> Self {
+        Self {
+            users: vec![("demo".to_string(), "demo-password".to_string())],
+            repositories: Vec::new(),
+            data_dir: None,
+            max_token_lifetime: Duration::from_secs(3600),
+            anonymous_read: true,
+            access_api: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for MockRegistryConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<(&str, &str)> = self
+            .users
+            .iter()
+            .map(|(name, _)| (name.as_str(), "****"))
+            .collect();
+        formatter
+            .debug_struct("MockRegistryConfig")
+            .field("users", &users)
+            .field("repositories", &self.repositories)
+            .field("data_dir", &self.data_dir)
+            .field("max_token_lifetime", &self.max_token_lifetime)
+            .field("anonymous_read", &self.anonymous_read)
+            .field("access_api", &self.access_api)
+            .finish()
+    }
+}
+
+/// State shared by every handler.
+struct Shared {
+    /// Accepted `(name, password)` pairs.
+    users: Vec<(String, String)>,
+    max_token_lifetime: Duration,
+    anonymous_read: bool,
+    access_api: bool,
+    store: Store,
+    tokens: TokenRegistry,
+    clock: Clock,
+    /// While set, every request answers 503.
+    unavailable: AtomicBool,
+    /// Every answered request, in order.
+    requests: Mutex<Vec<RecordedRequest>>,
+}
+
+/// A handle on one mock registry; clones share the same state.
+#[derive(Clone)]
+pub struct MockRegistry {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for MockRegistry {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MockRegistry")
+            .field("data_dir", &self.shared.store.root())
+            .field("users", &self.shared.users.len())
+            .finish_non_exhaustive()
+    }
+}
+
+async fn ping() -> &'static str {
+    "OK"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("Not Found")
+}
+
+impl MockRegistry {
+    /// Creates a registry, loading existing artifacts from `config.data_dir` if present.
+    pub fn new(config: MockRegistryConfig) -> anyhow::Result<Self> {
+        let store = Store::open(config.data_dir.as_deref(), config.repositories)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                users: config.users,
+                max_token_lifetime: config.max_token_lifetime,
+                anonymous_read: config.anonymous_read,
+                access_api: config.access_api,
+                store,
+                tokens: TokenRegistry::default(),
+                clock: Clock::default(),
+                unavailable: AtomicBool::new(false),
+                requests: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The HTTP application (routes, auth, recording), ready to serve or to merge.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/artifactory/api/system/ping", get(ping))
+            .route("/access/api/v1/tokens", post(tokens::create_access_token))
+            .route(
+                "/access/api/v1/tokens/{token_id}",
+                delete(tokens::revoke_access_token),
+            )
+            .route(
+                "/artifactory/api/security/token",
+                post(tokens::create_legacy_token),
+            )
+            .route(
+                "/artifactory/api/security/token/revoke",
+                post(tokens::revoke_legacy_token),
+            )
+            .route(
+                "/artifactory/api/storage/{*item}",
+                get(storage::storage_info),
+            )
+            .route(
+                "/artifactory/api/search/checksum",
+                get(storage::checksum_search),
+            )
+            .route(
+                "/artifactory/{*item}",
+                get(storage::download)
+                    .put(deploy::deploy)
+                    .layer(DefaultBodyLimit::disable()),
+            )
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                front_door::front_door,
+            ))
+            .with_state(self.shared.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "mock registry listening");
+        }
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Binds `127.0.0.1:0` and serves in the background.
+    pub async fn start(config: MockRegistryConfig) -> anyhow::Result<RunningMockRegistry> {
+        let registry = Self::new(config)?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let base_url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(registry.clone().serve(listener, async move {
+            // Either a send or the sender being dropped means "stop".
+            let _ = stopped.await;
+        }));
+        Ok(RunningMockRegistry {
+            base_url,
+            registry,
+            stop: Some(stop),
+            task: Some(task),
+        })
+    }
+
+    /// Every request answered so far, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.requests).clone()
+    }
+
+    /// Every token minted so far (without secret values).
+    pub fn tokens(&self) -> Vec<TokenRecord> {
+        self.shared.tokens.records()
+    }
+
+    /// The raw values of every token issued, for tests that prove no token leaks anywhere.
+    pub fn issued_token_values(&self) -> Vec<String> {
+        self.shared.tokens.token_values()
+    }
+
+    /// The artifact at `path` (no leading '/') in `repo`.
+    pub fn artifact(&self, repo: &str, path: &str) -> Option<StoredArtifact> {
+        self.shared.store.stored_artifact(repo, path)
+    }
+
+    /// All artifacts in `repo`, sorted by path.
+    pub fn artifacts(&self, repo: &str) -> Vec<StoredArtifact> {
+        self.shared.store.stored_artifacts(repo)
+    }
+
+    /// While `down`, every request answers 503 with an Artifactory error body.
+    pub fn set_unavailable(&self, down: bool) {
+        self.shared.unavailable.store(down, Ordering::Relaxed);
+    }
+
+    /// Moves the registry's clock forward, so token expiry can be tested without sleeping.
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+}
+
+/// A mock registry serving in the background; stops when shut down or dropped.
+#[derive(Debug)]
+pub struct RunningMockRegistry {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub base_url: String,
+    /// Handle for inspection and fault injection.
+    pub registry: MockRegistry,
+    /// Dropping or sending stops the server.
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningMockRegistry {
+    /// Stops accepting connections and waits for in-flight requests to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "mock registry stopped with an error"),
+                Err(error) => tracing::warn!(%error, "mock registry task failed"),
+            }
+        }
+    }
+}
+
+impl Drop for RunningMockRegistry {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

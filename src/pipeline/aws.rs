@@ -1,0 +1,267 @@
+//! [`JobApi`] over the real AWS SDK client.
+//!
+//! The client is built from the standard AWS configuration (region, credentials chain,
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_CODEPIPELINE`), so the same code serves production
+//! and local stand-ins.
+
+use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_codepipeline::types as sdk;
+
+use crate::pipeline::control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};
+use crate::pipeline::failure::{FailureType, JobFailure};
+use crate::pipeline::job::{
+    ActionConfiguration, ActionTypeId, Artifact, ArtifactCredentials, EncryptionKey, Job, JobData,
+    PipelineContext,
+};
+use crate::secret::SecretString;
+
+/// The job API of one custom action type, through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct AwsJobApi {
+    client: Client,
+    action_type: sdk::ActionTypeId,
+}
+
+impl AwsJobApi {
+    pub fn new(
+        sdk_config: &aws_config::SdkConfig,
+        action_type: &ActionTypeId,
+    ) -> anyhow::Result<Self> {
+        let action_type = sdk::ActionTypeId::builder()
+            .category(sdk::ActionCategory::from(action_type.category.as_str()))
+            .owner(sdk::ActionOwner::from(action_type.owner.as_str()))
+            .provider(&action_type.provider)
+            .version(&action_type.version)
+            .build()?;
+        Ok(Self {
+            client: Client::new(sdk_config),
+            action_type,
+        })
+    }
+}
+
+impl JobApi for AwsJobApi {
+    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+        let output = self
+            .client
+            .poll_for_jobs()
+            .action_type_id(self.action_type.clone())
+            .max_batch_size(i32::try_from(max_batch_size.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output
+            .jobs
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(job_from_sdk)
+            .collect())
+    }
+
+    async fn acknowledge_job(
+        &self,
+        job_id: &str,
+        nonce: &str,
+    ) -> Result<Acknowledgement, JobApiError> {
+        let output = self
+            .client
+            .acknowledge_job()
+            .job_id(job_id)
+            .nonce(nonce)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(match output.status {
+            Some(sdk::JobStatus::InProgress) => Acknowledgement::InProgress,
+            other => Acknowledgement::NotOurs {
+                status: other.map_or_else(|| "unknown".to_owned(), |s| s.as_str().to_owned()),
+            },
+        })
+    }
+
+    async fn get_job_details(&self, job_id: &str) -> Result<JobData, JobApiError> {
+        let output = self
+            .client
+            .get_job_details()
+            .job_id(job_id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let data = output
+            .job_details
+            .and_then(|details| details.data)
+            .ok_or_else(|| JobApiError::Rejected {
+                code: "MissingJobData".into(),
+                message: format!("GetJobDetails returned no data for job {job_id}"),
+            })?;
+        Ok(job_data_from_sdk(data))
+    }
+
+    async fn put_job_success_result(
+        &self,
+        job_id: &str,
+        success: &JobSuccess,
+    ) -> Result<(), JobApiError> {
+        let details = sdk::ExecutionDetails::builder()
+            .summary(&success.summary)
+            .set_external_execution_id(success.external_execution_id.clone())
+            .percent_complete(100)
+            .build();
+        let mut request = self
+            .client
+            .put_job_success_result()
+            .job_id(job_id)
+            .execution_details(details);
+        if !success.output_variables.is_empty() {
+            request = request
+                .set_output_variables(Some(success.output_variables.clone().into_iter().collect()));
+        }
+        request.send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn put_job_failure_result(
+        &self,
+        job_id: &str,
+        failure: &JobFailure,
+    ) -> Result<(), JobApiError> {
+        let details = sdk::FailureDetails::builder()
+            .r#type(failure_type_to_sdk(failure.failure_type))
+            .message(&failure.message)
+            .set_external_execution_id(failure.external_execution_id.clone())
+            .build()
+            .map_err(|error| JobApiError::Rejected {
+                code: "InvalidFailureDetails".into(),
+                message: error.to_string(),
+            })?;
+        self.client
+            .put_job_failure_result()
+            .job_id(job_id)
+            .failure_details(details)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+fn failure_type_to_sdk(failure_type: FailureType) -> sdk::FailureType {
+    sdk::FailureType::from(failure_type.as_str())
+}
+
+/// Maps an SDK error onto what the worker must decide: drop the job, retry later, or give up.
+fn classify<E, R>(error: SdkError<E, R>) -> JobApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let message = |meta: &dyn ProvideErrorMetadata| meta.message().unwrap_or("").to_owned();
+    match &error {
+        SdkError::ServiceError(context) => {
+            let service_error = context.err();
+            let code = service_error.code().unwrap_or("Unknown").to_owned();
+            let message = message(service_error);
+            match code.as_str() {
+                "InvalidNonceException" => JobApiError::InvalidNonce { message },
+                "JobNotFoundException" => JobApiError::JobNotFound { message },
+                "InvalidJobStateException" => JobApiError::InvalidJobState { message },
+                "ThrottlingException"
+                | "Throttling"
+                | "TooManyRequestsException"
+                | "RequestLimitExceeded"
+                | "LimitExceededException" => JobApiError::Throttled { code, message },
+                "ServiceUnavailableException" | "InternalFailure" | "InternalServerError" => {
+                    JobApiError::Unavailable {
+                        message: format!("{code}: {message}"),
+                    }
+                }
+                _ => JobApiError::Rejected { code, message },
+            }
+        }
+        // Timeouts, connection failures and unparseable (e.g. 5xx HTML) answers are transient.
+        _ => JobApiError::Unavailable {
+            message: crate::pipeline::failure::inline_chain(&error),
+        },
+    }
+}
+
+fn job_from_sdk(job: sdk::Job) -> Option<Job> {
+    // A job without an id or nonce cannot be acknowledged or answered: nothing to do with it.
+    let (Some(id), Some(nonce)) = (job.id, job.nonce) else {
+        tracing::warn!("PollForJobs returned a job without an id or nonce; ignoring it");
+        return None;
+    };
+    Some(Job {
+        id,
+        nonce,
+        account_id: job.account_id.unwrap_or_default(),
+        data: job.data.map(job_data_from_sdk).unwrap_or_default(),
+    })
+}
+
+fn job_data_from_sdk(data: sdk::JobData) -> JobData {
+    let action_type = data
+        .action_type_id
+        .map(|id| ActionTypeId {
+            category: id.category.as_str().to_owned(),
+            owner: id.owner.as_str().to_owned(),
+            provider: id.provider,
+            version: id.version,
+        })
+        .unwrap_or_default();
+    let configuration = ActionConfiguration(
+        data.action_configuration
+            .and_then(|c| c.configuration)
+            .unwrap_or_default()
+            .into_iter()
+            .collect(),
+    );
+    let pipeline = data
+        .pipeline_context
+        .map(|context| PipelineContext {
+            pipeline_name: context.pipeline_name.unwrap_or_default(),
+            stage_name: context.stage.and_then(|s| s.name).unwrap_or_default(),
+            action_execution_id: context
+                .action
+                .as_ref()
+                .and_then(|a| a.action_execution_id.clone()),
+            action_name: context.action.and_then(|a| a.name).unwrap_or_default(),
+            pipeline_arn: context.pipeline_arn,
+            execution_id: context.pipeline_execution_id.unwrap_or_default(),
+        })
+        .unwrap_or_default();
+    JobData {
+        action_type,
+        configuration,
+        pipeline,
+        input_artifacts: artifacts_from_sdk(data.input_artifacts),
+        output_artifacts: artifacts_from_sdk(data.output_artifacts),
+        artifact_credentials: data.artifact_credentials.map(|c| ArtifactCredentials {
+            access_key_id: c.access_key_id,
+            secret_access_key: SecretString::from(c.secret_access_key),
+            session_token: SecretString::from(c.session_token),
+        }),
+        continuation_token: data.continuation_token,
+        encryption_key: data.encryption_key.map(|key| EncryptionKey {
+            id: key.id,
+            kind: key.r#type.as_str().to_owned(),
+        }),
+    }
+}
+
+fn artifacts_from_sdk(artifacts: Option<Vec<sdk::Artifact>>) -> Vec<Artifact> {
+    artifacts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|artifact| {
+            let location = artifact.location?.s3_location?;
+            Some(Artifact {
+                name: artifact.name.unwrap_or_default(),
+                revision: artifact.revision,
+                bucket: location.bucket_name,
+                key: location.object_key,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,450 @@
+//! The typed action configuration, parsed from a job before anything is done with it.
+//!
+//! Every missing or invalid property is collected and reported at once, so a pipeline author
+//! fixes their action in one edit rather than one failed run per property.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use url::Url;
+
+use crate::pipeline::job::JobData;
+use crate::pipeline::properties::{
+    ARTIFACTORY_HOST, EMAIL_ADDRESS, PASSWORD, PROPERTIES, REPO_KEY, TARGET_PATH, TYPE_OF_ARTIFACT,
+    USER_NAME,
+};
+use crate::secret::SecretString;
+
+/// Used when `TargetPath` is empty: keeps every execution's files apart, so a rebuild never
+/// collides with an earlier release.
+pub const DEFAULT_TARGET_PATH: &str = "{PipelineName}/{ExecutionId}";
+
+/// Policy the worker applies to every job's configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfigPolicy {
+    /// Allow plain `http://` to hosts other than loopback (passwords would cross the network
+    /// unencrypted, so this is off unless the operator asks for it).
+    pub allow_insecure_http: bool,
+}
+
+/// The package format of the files to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactType {
+    Generic,
+}
+
+/// The parsed, validated configuration of one job.
+#[derive(Clone)]
+pub struct ActionConfig {
+    /// Registry base URL without a trailing slash or `/artifactory` suffix.
+    pub host: Url,
+    pub repo_key: String,
+    pub user_name: String,
+    pub password: SecretString,
+    pub artifact_type: ArtifactType,
+    pub email_address: Option<String>,
+    /// Path prefix inside the repository, placeholders expanded, no leading or trailing `/`.
+    pub target_path: String,
+    /// User properties for every deployed file; a key may carry several values.
+    pub properties: BTreeMap<String, Vec<String>>,
+}
+
+impl fmt::Debug for ActionConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ActionConfig")
+            .field("host", &self.host.as_str())
+            .field("repo_key", &self.repo_key)
+            .field("user_name", &self.user_name)
+            .field("password", &crate::secret::MASK)
+            .field("artifact_type", &self.artifact_type)
+            .field("target_path", &self.target_path)
+            .field("properties", &self.properties)
+            .finish()
+    }
+}
+
+/// One thing wrong with one property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub property: &'static str,
+    pub problem: String,
+}
+
+/// Every problem found in a job's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the action configuration has {} problem{}; edit the action in the pipeline and fix:",
+            self.problems.len(),
+            if self.problems.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  - {}: {}", problem.property, problem.problem)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+struct Problems(Vec<ConfigProblem>);
+
+impl Problems {
+    fn add(&mut self, property: &'static str, problem: impl Into<String>) {
+        self.0.push(ConfigProblem {
+            property,
+            problem: problem.into(),
+        });
+    }
+
+    fn required<'a>(&mut self, data: &'a JobData, property: &'static str) -> Option<&'a str> {
+        match data.configuration.get(property).map(str::trim) {
+            Some(value) if !value.is_empty() => Some(value),
+            _ => {
+                self.add(property, "is required but missing");
+                None
+            }
+        }
+    }
+}
+
+fn optional<'a>(data: &'a JobData, property: &str) -> Option<&'a str> {
+    data.configuration
+        .get(property)
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+}
+
+impl ActionConfig {
+    /// Parses and validates the configuration of `data`, reporting every problem at once.
+    pub fn from_job(data: &JobData, policy: ConfigPolicy) -> Result<Self, ConfigError> {
+        let mut problems = Problems(Vec::new());
+
+        let host = problems.required(data, ARTIFACTORY_HOST).and_then(|raw| {
+            match parse_host(raw, policy) {
+                Ok(url) => Some(url),
+                Err(problem) => {
+                    problems.add(ARTIFACTORY_HOST, problem);
+                    None
+                }
+            }
+        });
+
+        let repo_key = problems.required(data, REPO_KEY).and_then(|key| {
+            let valid = key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !key.starts_with('.');
+            if valid {
+                Some(key.to_owned())
+            } else {
+                problems.add(
+                    REPO_KEY,
+                    format!("`{key}` is not a repository key (use letters, digits, '-', '_', '.')"),
+                );
+                None
+            }
+        });
+
+        let user_name = problems.required(data, USER_NAME).map(str::to_owned);
+        // The password is taken as given: leading or trailing spaces may be part of it.
+        let password = match data.configuration.get(PASSWORD) {
+            Some(value) if !value.is_empty() => Some(SecretString::from(value.to_owned())),
+            _ => {
+                problems.add(PASSWORD, "is required but missing");
+                None
+            }
+        };
+
+        let artifact_type = match optional(data, TYPE_OF_ARTIFACT).map(str::to_ascii_lowercase) {
+            None => Some(ArtifactType::Generic),
+            Some(kind) if kind == "generic" => Some(ArtifactType::Generic),
+            Some(kind) if matches!(kind.as_str(), "npm" | "debian" | "pypi" | "auto") => {
+                problems.add(
+                    TYPE_OF_ARTIFACT,
+                    format!("`{kind}` is not supported by this worker version yet; use `generic`"),
+                );
+                None
+            }
+            Some(kind) => {
+                problems.add(
+                    TYPE_OF_ARTIFACT,
+                    format!("`{kind}` is not a known type; use `generic`"),
+                );
+                None
+            }
+        };
+
+        let email_address = optional(data, EMAIL_ADDRESS).and_then(|email| {
+            if email.contains('@') && !email.contains(char::is_whitespace) {
+                Some(email.to_owned())
+            } else {
+                problems.add(EMAIL_ADDRESS, format!("`{email}` is not an e-mail address"));
+                None
+            }
+        });
+
+        let template = optional(data, TARGET_PATH).unwrap_or(DEFAULT_TARGET_PATH);
+        let target_path = match expand_target_path(template, data) {
+            Ok(path) => Some(path),
+            Err(problem) => {
+                problems.add(TARGET_PATH, problem);
+                None
+            }
+        };
+
+        let properties = match parse_properties(optional(data, PROPERTIES).unwrap_or("")) {
+            Ok(properties) => Some(properties),
+            Err(problem) => {
+                problems.add(PROPERTIES, problem);
+                None
+            }
+        };
+
+        match (
+            host,
+            repo_key,
+            user_name,
+            password,
+            artifact_type,
+            target_path,
+            properties,
+        ) {
+            (
+                Some(host),
+                Some(repo_key),
+                Some(user_name),
+                Some(password),
+                Some(artifact_type),
+                Some(target_path),
+                Some(properties),
+            ) if problems.0.is_empty() => Ok(Self {
+                host,
+                repo_key,
+                user_name,
+                password,
+                artifact_type,
+                email_address,
+                target_path,
+                properties,
+            }),
+            _ => Err(ConfigError {
+                problems: problems.0,
+            }),
+        }
+    }
+}
+
+fn parse_host(raw: &str, policy: ConfigPolicy) -> Result<Url, String> {
+    let mut url = Url::parse(raw).map_err(|error| {
+        format!("`{raw}` is not a URL ({error}); use the registry's base URL, e.g. https://acme.jfrog.io")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{raw}` must be an http(s) URL, e.g. https://acme.jfrog.io"
+        ));
+    }
+    let Some(host) = url.host() else {
+        return Err(format!("`{raw}` has no host name"));
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use UserName and Password".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("`{raw}` must not have a query or fragment"));
+    }
+    let loopback = match host {
+        url::Host::Domain(name) => name == "localhost",
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    };
+    if url.scheme() == "http" && !loopback && !policy.allow_insecure_http {
+        return Err(format!(
+            "`{raw}` uses plain http, which would send the password unencrypted; use https \
+             (or start the worker with --allow-insecure-http)"
+        ));
+    }
+    // People paste the URL they see in the UI; the REST paths are built from the base.
+    let path = url.path().trim_end_matches('/');
+    let path = path.strip_suffix("/artifactory").unwrap_or(path).to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// Expands `{PipelineName}`, `{ExecutionId}`, `{Revision}` and `{ShortRevision}` and checks that
+/// the result stays inside the repository.
+pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, String> {
+    let revision = data
+        .input_artifacts
+        .iter()
+        .find_map(|artifact| artifact.revision.as_deref());
+    let mut expanded = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        expanded.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            return Err(format!("`{template}` has an unclosed `{{`"));
+        };
+        let name = &rest[start + 1..start + end];
+        let value = match name {
+            "PipelineName" => data.pipeline.pipeline_name.clone(),
+            "ExecutionId" => data.pipeline.execution_id.clone(),
+            "Revision" | "ShortRevision" => {
+                let Some(revision) = revision else {
+                    return Err(format!(
+                        "`{template}` uses {{{name}}} but the input artifact has no revision"
+                    ));
+                };
+                if name == "Revision" {
+                    revision.to_owned()
+                } else {
+                    revision.chars().take(7).collect()
+                }
+            }
+            other => {
+                return Err(format!(
+                    "`{template}` uses unknown placeholder {{{other}}}; known: {{PipelineName}}, \
+                     {{ExecutionId}}, {{Revision}}, {{ShortRevision}}"
+                ));
+            }
+        };
+        expanded.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    expanded.push_str(rest);
+
+    let segments: Vec<&str> = expanded.split('/').filter(|s| !s.is_empty()).collect();
+    for segment in &segments {
+        if *segment == "." || *segment == ".." || segment.contains('\\') {
+            return Err(format!(
+                "`{expanded}` must stay inside the repository (no `.`, `..` or `\\`)"
+            ));
+        }
+        if segment.chars().any(char::is_control) {
+            return Err(format!("`{expanded}` contains control characters"));
+        }
+    }
+    Ok(segments.join("/"))
+}
+
+/// Parses `key=value;key2=a,b` into properties; `,` separates several values of one key.
+pub fn parse_properties(raw: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut properties: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "`{pair}` is not key=value (separate pairs with `;`)"
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("`{pair}` needs a key without spaces before `=`"));
+        }
+        let values = properties.entry(key.to_owned()).or_default();
+        values.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(properties)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::job::{ActionConfiguration, Artifact, PipelineContext};
+
+    fn job_data(pairs: &[(&str, &str)]) -> JobData {
+        JobData {
+            configuration: ActionConfiguration(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            pipeline: PipelineContext {
+                pipeline_name: "nestbox-firmware".into(),
+                execution_id: "4e1c".into(),
+                ..PipelineContext::default()
+            },
+            input_artifacts: vec![Artifact {
+                name: "BuildOutput".into(),
+                revision: Some("0123456789abcdef".into()),
+                bucket: "b".into(),
+                key: "k".into(),
+            }],
+            ..JobData::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_configuration_parses() {
+        let data = job_data(&[
+            ("ArtifactoryHost", "https://acme.jfrog.io/artifactory/"),
+            ("RepoKey", "firmware-releases"),
+            ("UserName", "ci"),
+            ("Password", " pass word "),
+            ("TargetPath", "/nestbox/{ShortRevision}/"),
+            ("Properties", "team=cameras;channel=beta,stable"),
+        ]);
+        let config = ActionConfig::from_job(&data, ConfigPolicy::default()).unwrap();
+        assert_eq!(config.host.as_str(), "https://acme.jfrog.io/");
+        assert_eq!(config.target_path, "nestbox/0123456");
+        assert_eq!(config.properties["channel"], vec!["beta", "stable"]);
+        assert!(!format!("{config:?}").contains("pass word"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let data = job_data(&[
+            ("ArtifactoryHost", "ftp://x"),
+            ("TypeOfArtifact", "maven"),
+            ("TargetPath", "../{Nope}"),
+        ]);
+        let error = ActionConfig::from_job(&data, ConfigPolicy::default()).unwrap_err();
+        let properties: Vec<_> = error.problems.iter().map(|p| p.property).collect();
+        assert_eq!(
+            properties,
+            [
+                "ArtifactoryHost",
+                "RepoKey",
+                "UserName",
+                "Password",
+                "TypeOfArtifact",
+                "TargetPath"
+            ]
+        );
+    }
+
+    #[test]
+    fn plain_http_is_refused_except_on_loopback_or_when_allowed() {
+        let strict = ConfigPolicy::default();
+        assert!(parse_host("http://registry.example.com", strict).is_err());
+        assert!(parse_host("http://127.0.0.1:8081", strict).is_ok());
+        assert!(parse_host("http://localhost:8081", strict).is_ok());
+        let lax = ConfigPolicy {
+            allow_insecure_http: true,
+        };
+        assert!(parse_host("http://registry.example.com", lax).is_ok());
+    }
+
+    #[test]
+    fn target_paths_cannot_escape_the_repository() {
+        let data = job_data(&[]);
+        assert!(expand_target_path("a/../b", &data).is_err());
+        assert!(expand_target_path("a\\b", &data).is_err());
+        assert_eq!(
+            expand_target_path(DEFAULT_TARGET_PATH, &data).unwrap(),
+            "nestbox-firmware/4e1c"
+        );
+    }
+}

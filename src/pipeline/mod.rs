@@ -1,0 +1,13 @@
+//! The CodePipeline side of a job: its model, its typed configuration, the job API (as a trait
+//! and over the AWS SDK), and how failures are classified and told.
+
+pub mod aws;
+pub mod config;
+pub mod control_plane;
+pub mod failure;
+pub mod job;
+pub mod properties;
+
+pub use control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};
+pub use failure::{FailureType, JobError, JobFailure};
+pub use job::{ActionTypeId, Job, JobData};

@@ -1,0 +1,115 @@
+//! The custom action's configuration properties, declared once.
+//!
+//! `action-definition.json`, `cloudformation/custom-action.yaml` and the parser in
+//! [`crate::pipeline::config`] must agree on these; tests compare all three against this table, so
+//! adding a property here without declaring it there (or the reverse) fails the build.
+
+/// One configuration property of the `Deploy / Custom / Artifactory / 1` action type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PropertySpec {
+    /// The property name as it appears in the job's `actionConfiguration.configuration` map.
+    pub name: &'static str,
+    /// Whether CodePipeline refuses to save a pipeline without it.
+    pub required: bool,
+    /// Secret properties are masked everywhere except `PollForJobs` / `GetJobDetails`.
+    pub secret: bool,
+    /// Key properties identify the action's target; CodePipeline shows them in the console.
+    pub key: bool,
+    /// Shown in the console next to the field; at most 160 characters.
+    pub description: &'static str,
+}
+
+pub const ARTIFACTORY_HOST: &str = "ArtifactoryHost";
+pub const REPO_KEY: &str = "RepoKey";
+pub const USER_NAME: &str = "UserName";
+pub const PASSWORD: &str = "Password";
+pub const TYPE_OF_ARTIFACT: &str = "TypeOfArtifact";
+pub const EMAIL_ADDRESS: &str = "EmailAddress";
+pub const TARGET_PATH: &str = "TargetPath";
+pub const PROPERTIES: &str = "Properties";
+
+/// Every property the worker reads, in the order the console shows them.
+pub const ACTION_PROPERTIES: &[PropertySpec] = &[
+    PropertySpec {
+        name: ARTIFACTORY_HOST,
+        required: true,
+        secret: false,
+        key: true,
+        description: "Base URL of the Artifactory-compatible registry, e.g. https://acme.jfrog.io",
+    },
+    PropertySpec {
+        name: REPO_KEY,
+        required: true,
+        secret: false,
+        key: true,
+        description: "Key of the repository to publish to, e.g. firmware-releases",
+    },
+    PropertySpec {
+        name: USER_NAME,
+        required: true,
+        secret: false,
+        key: false,
+        description: "Registry user whose password is exchanged for a short-lived publish token",
+    },
+    PropertySpec {
+        name: PASSWORD,
+        required: true,
+        secret: true,
+        key: false,
+        description: "Password or API key of UserName; used only to mint a short-lived token",
+    },
+    PropertySpec {
+        name: TYPE_OF_ARTIFACT,
+        required: false,
+        secret: false,
+        key: false,
+        description: "Package format: generic (default), npm, debian, pypi or auto",
+    },
+    PropertySpec {
+        name: EMAIL_ADDRESS,
+        required: false,
+        secret: false,
+        key: false,
+        description: "Contact address recorded with published packages",
+    },
+    PropertySpec {
+        name: TARGET_PATH,
+        required: false,
+        secret: false,
+        key: false,
+        description: "Path inside the repository; may use {PipelineName} {ExecutionId} {Revision} {ShortRevision}. Default {PipelineName}/{ExecutionId}",
+    },
+    PropertySpec {
+        name: PROPERTIES,
+        required: false,
+        secret: false,
+        key: false,
+        description: "Extra properties for every deployed file: key=value;key2=value2",
+    },
+];
+
+/// Looks a property up by name.
+pub fn property(name: &str) -> Option<&'static PropertySpec> {
+    ACTION_PROPERTIES.iter().find(|spec| spec.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_fit_the_console_limit_and_names_are_unique() {
+        assert!(
+            ACTION_PROPERTIES.len() <= 10,
+            "CodePipeline allows at most 10 properties"
+        );
+        for spec in ACTION_PROPERTIES {
+            assert!(
+                spec.description.chars().count() <= 160,
+                "{} description is too long",
+                spec.name
+            );
+            assert_eq!(property(spec.name), Some(spec));
+        }
+    }
+}

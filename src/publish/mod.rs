@@ -1,0 +1,172 @@
+//! The work of one job: configuration → download → extract → plan → token → publish → result.
+//!
+//! [`Publisher`] is the worker's [`JobHandler`]. Everything a job writes lives in a private
+//! temporary directory (mode 0700) that is removed when the job ends, however it ends.
+
+pub mod plan;
+pub mod receipt;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use crate::artifacts::{ArtifactStore, ExtractLimits, extract_zip};
+use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
+use crate::pipeline::{Job, JobError, JobSuccess};
+use crate::registry::RegistryClient;
+use crate::worker::{JobContext, JobHandler};
+pub use plan::{PublishItem, PublishPlan};
+pub use receipt::{PublishedFile, Receipt};
+
+/// How jobs are carried out; every field is a `worker` flag.
+#[derive(Debug, Clone)]
+pub struct PublisherSettings {
+    pub config_policy: ConfigPolicy,
+    pub extract_limits: ExtractLimits,
+    /// Lifetime asked for each job's registry token.
+    pub token_lifetime: Duration,
+    /// Parent of the per-job temporary directories; the system's temp dir when unset.
+    pub work_dir: Option<PathBuf>,
+}
+
+impl Default for PublisherSettings {
+    fn default() -> Self {
+        Self {
+            config_policy: ConfigPolicy::default(),
+            extract_limits: ExtractLimits::default(),
+            token_lifetime: Duration::from_secs(15 * 60),
+            work_dir: None,
+        }
+    }
+}
+
+/// Publishes a job's input artifacts to the registry its configuration names.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    settings: Arc<PublisherSettings>,
+    store: ArtifactStore,
+    http: reqwest::Client,
+}
+
+impl Publisher {
+    pub fn new(settings: PublisherSettings, store: ArtifactStore, http: reqwest::Client) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            store,
+            http,
+        }
+    }
+
+    fn workspace(&self) -> Result<tempfile::TempDir, JobError> {
+        let parent = self
+            .settings
+            .work_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir);
+        tempfile::Builder::new()
+            .prefix("pipeline-publisher-job-")
+            .tempdir_in(&parent)
+            .map_err(|error| {
+                JobError::internal(
+                    format!(
+                        "could not create a job directory under `{}` (check --work-dir)",
+                        parent.display()
+                    ),
+                    error,
+                )
+            })
+    }
+}
+
+impl JobHandler for Publisher {
+    async fn handle(&self, job: Job, context: JobContext) -> Result<JobSuccess, JobError> {
+        let data = &job.data;
+        let config = ActionConfig::from_job(data, self.settings.config_policy)?;
+        if data.input_artifacts.is_empty() {
+            return Err(ConfigError {
+                problems: vec![ConfigProblem {
+                    property: "InputArtifacts",
+                    problem: "the action has no input artifact; give it the build output".into(),
+                }],
+            }
+            .into());
+        }
+
+        let workspace = self.workspace()?;
+        let mut extracted = Vec::with_capacity(data.input_artifacts.len());
+        for (index, artifact) in data.input_artifacts.iter().enumerate() {
+            let archive = workspace.path().join(format!("artifact-{index}.zip"));
+            let destination = workspace.path().join(format!("artifact-{index}"));
+            let bytes = self
+                .store
+                .download(
+                    artifact,
+                    data.artifact_credentials.as_ref(),
+                    data.pipeline.region(),
+                    &archive,
+                )
+                .await
+                .map_err(|source| JobError::Download {
+                    artifact: artifact.name.clone(),
+                    source,
+                })?;
+            info!(artifact = %artifact.name, bytes, "downloaded input artifact");
+            let limits = self.settings.extract_limits;
+            let files = tokio::task::spawn_blocking(move || {
+                std::fs::create_dir(&destination)
+                    .map_err(|source| crate::artifacts::ExtractError::Write {
+                        path: destination.clone(),
+                        source,
+                    })
+                    .and_then(|()| extract_zip(&archive, &destination, limits))
+                    .inspect(|_| {
+                        // The archive is no longer needed; free its disk space early.
+                        let _ = std::fs::remove_file(&archive);
+                    })
+            })
+            .await
+            .map_err(|error| JobError::internal("the extraction task failed", error))?
+            .map_err(|source| JobError::Extract {
+                artifact: artifact.name.clone(),
+                source,
+            })?;
+            info!(artifact = %artifact.name, files = files.len(), "extracted input artifact");
+            extracted.push((artifact.clone(), files));
+        }
+
+        let plan = PublishPlan::generic(&config, data, extracted);
+        let client = RegistryClient::new(self.http.clone(), config.host.clone());
+        let description = format!(
+            "pipeline-publisher: {} / {}",
+            data.pipeline.pipeline_name, data.pipeline.execution_id
+        );
+        let token = client
+            .mint_token(
+                &config.user_name,
+                &config.password,
+                self.settings.token_lifetime,
+                &description,
+            )
+            .await
+            .map_err(|source| JobError::Token {
+                host: config.host.to_string(),
+                source: Box::new(source),
+            })?;
+        context.redactor.add(&token.token);
+        info!(
+            files = plan.items.len(),
+            bytes = plan.total_bytes(),
+            "publishing"
+        );
+
+        let published = receipt::execute(&client, &token, &plan).await;
+        if let Err(error) = client.revoke_token(&token).await {
+            // Short-lived tokens may be non-revocable by server policy; it expires on its own.
+            warn!(error = %crate::pipeline::failure::inline_chain(&error), "could not revoke the job's registry token");
+        }
+        drop(workspace);
+        Ok(published?.to_job_success(&client, &plan))
+    }
+}

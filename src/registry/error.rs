@@ -1,0 +1,173 @@
+//! What can go wrong talking to the registry, with the registry's own words kept.
+
+use std::path::PathBuf;
+
+use reqwest::StatusCode;
+
+/// Longest excerpt of a registry's error body kept in a message: enough to read, never a
+/// megabyte of HTML in a CodePipeline failure.
+const MAX_BODY_EXCERPT_CHARS: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("could not reach the registry at {url}")]
+    Transport {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+
+    #[error("{operation} {url} answered {status}: {message}{}", hint.as_ref().map(|h| format!(" (hint: {h})")).unwrap_or_default())]
+    Status {
+        operation: &'static str,
+        url: String,
+        status: u16,
+        message: String,
+        hint: Option<String>,
+    },
+
+    #[error(
+        "{url} already holds different content (registry sha256 {remote_sha256}, build sha256 \
+         {local_sha256}); releases are never overwritten: publish under a new TargetPath"
+    )]
+    Conflict {
+        url: String,
+        local_sha256: String,
+        remote_sha256: String,
+    },
+
+    #[error(
+        "the registry stored {url} with {algorithm} {actual}, but the file's is {expected}; the upload was corrupted"
+    )]
+    ChecksumMismatch {
+        url: String,
+        algorithm: &'static str,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("the registry's answer to {operation} {url} could not be understood: {message}")]
+    InvalidResponse {
+        operation: &'static str,
+        url: String,
+        message: String,
+    },
+
+    #[error("could not read `{path}` for upload")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RegistryError {
+    /// 401 and 403 mean the credentials or their permissions are wrong: a PermissionError.
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
+    /// Builds a status error from a response, keeping the registry's message and adding a hint
+    /// where the status has a known cause.
+    pub(crate) async fn from_response(
+        operation: &'static str,
+        response: reqwest::Response,
+    ) -> Self {
+        let status = response.status();
+        let url = response.url().to_string();
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let body = response.text().await.unwrap_or_default();
+        RegistryError::Status {
+            operation,
+            url,
+            status: status.as_u16(),
+            message: error_message(&body, status),
+            hint: hint(operation, status, location.as_deref()),
+        }
+    }
+}
+
+/// Artifactory's `{"errors":[{"status":..,"message":..}]}`, else the body's text, trimmed.
+fn error_message(body: &str, status: StatusCode) -> String {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        message: Option<String>,
+    }
+    let message = match serde_json::from_str::<Errors>(body) {
+        Ok(errors) => errors
+            .errors
+            .into_iter()
+            .filter_map(|entry| entry.message)
+            .collect::<Vec<_>>()
+            .join("; "),
+        Err(_) => body.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    let message: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_BODY_EXCERPT_CHARS)
+        .collect();
+    if message.is_empty() {
+        status.canonical_reason().unwrap_or("no message").to_owned()
+    } else {
+        message
+    }
+}
+
+fn hint(operation: &str, status: StatusCode, location: Option<&str>) -> Option<String> {
+    let hint = match status.as_u16() {
+        300..=399 => format!(
+            "the registry redirected to {}; redirects are never followed with credentials, so set \
+             ArtifactoryHost to the registry's final base URL",
+            location.unwrap_or("another location")
+        ),
+        401 if operation.contains("token") => "check the action's UserName and Password".to_owned(),
+        401 => "the registry did not accept the token; it may have expired".to_owned(),
+        403 if operation.contains("token") => {
+            "the user may not create tokens; ask the registry admin to allow token creation"
+                .to_owned()
+        }
+        403 => "the user lacks deploy permission on this repository path".to_owned(),
+        404 => "check that RepoKey names an existing repository and that ArtifactoryHost is the \
+                registry's base URL"
+            .to_owned(),
+        _ => return None,
+    };
+    Some(hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifactory_error_bodies_are_unwrapped_and_long_bodies_trimmed() {
+        let body = r#"{"errors":[{"status":404,"message":"Repo 'nope' not found"}]}"#;
+        assert_eq!(
+            error_message(body, StatusCode::NOT_FOUND),
+            "Repo 'nope' not found"
+        );
+        let html = format!("<html>{}</html>", "x".repeat(10_000));
+        assert_eq!(
+            error_message(&html, StatusCode::BAD_GATEWAY)
+                .chars()
+                .count(),
+            MAX_BODY_EXCERPT_CHARS
+        );
+        assert_eq!(error_message("", StatusCode::BAD_GATEWAY), "Bad Gateway");
+    }
+}

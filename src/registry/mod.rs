@@ -1,0 +1,70 @@
+//! A client for Artifactory-compatible registries: tokens, deploys, file info.
+//!
+//! One `reqwest::Client` (connection pool, TLS sessions) is shared by every job; a
+//! [`RegistryClient`] pairs it with one registry's base URL. Redirects are never followed, so
+//! credentials are only ever sent to the host the action names.
+
+mod deploy;
+mod error;
+pub mod paths;
+mod token;
+
+use std::time::Duration;
+
+use url::Url;
+
+pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
+pub use error::RegistryError;
+pub use token::{AccessToken, TokenApi};
+
+/// The HTTP client every registry call goes through.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("pipeline-publisher/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        // A stalled registry must not hold a job forever; large uploads keep the connection busy.
+        .read_timeout(Duration::from_secs(120))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()?;
+    Ok(client)
+}
+
+/// One registry, addressed by its base URL (e.g. `https://acme.jfrog.io`).
+#[derive(Debug, Clone)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    base: Url,
+}
+
+impl RegistryClient {
+    pub fn new(http: reqwest::Client, base: Url) -> Self {
+        Self { http, base }
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// `base` joined with an already-encoded relative path.
+    pub(crate) fn url(&self, encoded_path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.base.as_str().trim_end_matches('/'),
+            encoded_path.trim_start_matches('/')
+        )
+    }
+
+    /// The URL where a file of a repository can be downloaded.
+    pub fn artifact_url(&self, repo: &str, path: &str) -> String {
+        self.url(&format!(
+            "artifactory/{}/{}",
+            paths::encode_segment(repo),
+            paths::encode_path(path)
+        ))
+    }
+}

@@ -1,0 +1,224 @@
+//! The CodePipeline job API over HTTP (AWS JSON 1.1): authentication, throttling, dispatch
+//! on `X-Amz-Target`, JSON error bodies, and the call log.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::Sandbox;
+use super::ids;
+use super::job_ops;
+use super::model::{CallOutcome, RecordedCall};
+use super::sigv4::{self, AuthorizationError};
+use super::state::CredentialScope;
+
+/// `X-Amz-Target` is `CodePipeline_20150709.<Operation>`.
+const TARGET_PREFIX: &str = "CodePipeline_20150709.";
+/// Job API requests are small; anything larger is not a job worker talking.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+
+/// An error answered as HTTP 400 `{"__type": kind, "message": message}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    pub(crate) kind: &'static str,
+    pub(crate) message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(kind: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn validation(message: String) -> Self {
+        Self::new("ValidationException", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "__type": self.kind, "message": self.message });
+        json_response(StatusCode::BAD_REQUEST, &body)
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, Body::from(body.to_string())).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(request_id) = HeaderValue::from_str(&ids::uuid()) {
+        headers.insert("x-amzn-requestid", request_id);
+    }
+    response
+}
+
+/// True when a request is meant for the job API (used by the combined router).
+pub(crate) fn is_job_api_request(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && request.uri().path() == "/"
+        && request.headers().contains_key("x-amz-target")
+}
+
+/// The axum handler for `POST /`.
+pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let operation = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|target| target.strip_prefix(TARGET_PREFIX))
+        .unwrap_or("")
+        .to_owned();
+    let body = match to_bytes(body, MAX_REQUEST_BYTES).await {
+        Ok(body) => body,
+        Err(error) => {
+            let error = ApiError::new("SerializationException", error.to_string());
+            sandbox.record_job_call(&operation, None, Err(&error));
+            return error.into_response();
+        }
+    };
+    let job_id = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|value| value.get("jobId")?.as_str().map(str::to_owned));
+
+    let result = authenticate(&sandbox, &parts, &body, &operation)
+        .and_then(|()| take_throttle(&sandbox))
+        .and_then(|()| job_ops::dispatch(&sandbox, &operation, &body));
+    sandbox.record_job_call(&operation, job_id.as_deref(), result.as_ref().map(|_| ()));
+    match result {
+        Ok(value) => json_response(StatusCode::OK, &value),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Checks the SigV4 signature and that the key is the worker's (job credentials are scoped
+/// to S3, as CodePipeline's artifact credentials are).
+fn authenticate(
+    sandbox: &Sandbox,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+    operation: &str,
+) -> Result<(), ApiError> {
+    let config = &sandbox.inner.config;
+    let authorization = sigv4::parse(&parts.headers).map_err(|error| match error {
+        AuthorizationError::Missing => ApiError::new(
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ),
+        AuthorizationError::Malformed(why) => ApiError::new(
+            "IncompleteSignatureException",
+            format!("Authorization header requires AWS4-HMAC-SHA256 SigV4 fields: {why}"),
+        ),
+    })?;
+    if authorization.service != "codepipeline" {
+        return Err(ApiError::new(
+            "InvalidSignatureException",
+            "Credential should be scoped to correct service: 'codepipeline'. ",
+        ));
+    }
+    if authorization.region != config.region {
+        return Err(ApiError::new(
+            "InvalidSignatureException",
+            format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                authorization.region
+            ),
+        ));
+    }
+    let credential = sandbox
+        .inner
+        .state()
+        .credentials
+        .get(&authorization.access_key_id)
+        .cloned();
+    let unrecognized = || {
+        ApiError::new(
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
+    };
+    let credential = credential
+        .filter(|credential| !credential.revoked)
+        .ok_or_else(unrecognized)?;
+    if session_token(&parts.headers) != credential.session_token.as_deref() {
+        return Err(unrecognized());
+    }
+    let payload_hash = sigv4::sha256_hex(body);
+    if !sigv4::signature_matches(
+        &authorization,
+        &credential.secret,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+        &payload_hash,
+    ) {
+        return Err(ApiError::new(
+            "InvalidSignatureException",
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service \
+             documentation for details.",
+        ));
+    }
+    if let CredentialScope::Job(job_id) = credential.scope {
+        return Err(ApiError::new(
+            "AccessDeniedException",
+            format!(
+                "User: arn:aws:sts::{}:assumed-role/CodePipelineArtifactAccess/{job_id} is not \
+                 authorized to perform: codepipeline:{operation}",
+                config.account_id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `X-Amz-Security-Token` header, if sent.
+pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-amz-security-token")
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Answers ThrottlingException while `throttle_next` has calls left.
+fn take_throttle(sandbox: &Sandbox) -> Result<(), ApiError> {
+    let mut state = sandbox.inner.state();
+    if state.throttle_remaining > 0 {
+        state.throttle_remaining -= 1;
+        return Err(ApiError::new("ThrottlingException", "Rate exceeded"));
+    }
+    Ok(())
+}
+
+impl Sandbox {
+    /// Logs a job-API call; a refused result call is also kept on its job.
+    fn record_job_call(
+        &self,
+        operation: &str,
+        job_id: Option<&str>,
+        result: Result<(), &ApiError>,
+    ) {
+        let mut state = self.inner.state();
+        if let (Err(error), Some(job_id)) = (result, job_id)
+            && matches!(operation, "PutJobSuccessResult" | "PutJobFailureResult")
+            && let Some(job) = state.job_mut(job_id)
+        {
+            job.rejected_results
+                .push((error.kind.to_owned(), error.message.clone()));
+        }
+        state.calls.push(RecordedCall::JobApi {
+            operation: operation.to_owned(),
+            job_id: job_id.map(str::to_owned),
+            outcome: match result {
+                Ok(()) => CallOutcome::Ok,
+                Err(error) => CallOutcome::Error(error.kind.to_owned()),
+            },
+        });
+    }
+}

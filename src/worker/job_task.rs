@@ -1,0 +1,208 @@
+//! One claimed job, from `AcknowledgeJob` to its one result.
+//!
+//! The handler runs in its own task so that a panic inside it is caught (as a `JoinError`) and
+//! reported like any other failure, and so that shutdown can abandon it and still report.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, warn};
+
+use crate::pipeline::{
+    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobError, JobFailure, JobSuccess,
+};
+use crate::secret::Redactor;
+use crate::worker::JobHandler;
+use crate::worker::backoff::Backoff;
+
+/// How a claimed job ended, for the loop's bookkeeping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEnd {
+    Succeeded,
+    Failed(FailureType),
+    /// Another worker acknowledged the job first; we reported nothing, as we must.
+    NotOurs,
+    /// `AcknowledgeJob` itself failed; CodePipeline will hand the job out again.
+    NotAcknowledged,
+    /// The work finished but no result call was accepted (the job had already ended, or the
+    /// job API stayed unreachable).
+    ResultNotDelivered,
+}
+
+impl JobEnd {
+    /// Whether this job counts towards `--max-jobs`: it was ours and we reported on it.
+    pub fn finished(self) -> bool {
+        matches!(self, JobEnd::Succeeded | JobEnd::Failed(_))
+    }
+}
+
+/// What a job handler gets besides the job itself.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    /// Knows the job's secrets; the handler adds any it creates (e.g. a registry token).
+    pub redactor: Redactor,
+}
+
+/// Attempts at delivering a result before giving up on a job API that keeps failing.
+const RESULT_ATTEMPTS: u32 = 6;
+
+pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
+    api: Arc<A>,
+    handler: Arc<H>,
+    job: Job,
+    cancel: CancellationToken,
+) -> JobEnd {
+    let pipeline = &job.data.pipeline;
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        pipeline = %pipeline.pipeline_name,
+        stage = %pipeline.stage_name,
+        action = %pipeline.action_name,
+        execution_id = %pipeline.execution_id,
+    );
+    async move {
+        match api.acknowledge_job(&job.id, &job.nonce).await {
+            Ok(Acknowledgement::InProgress) => {}
+            Ok(Acknowledgement::NotOurs { status }) => {
+                info!(%status, "job is not ours to run (another worker owns it); dropping it");
+                return JobEnd::NotOurs;
+            }
+            Err(JobApiError::InvalidNonce { .. }) => {
+                info!("job was claimed by another worker (InvalidNonceException); dropping it");
+                return JobEnd::NotOurs;
+            }
+            Err(error) => {
+                warn!(%error, "could not acknowledge the job; CodePipeline will hand it out again");
+                return JobEnd::NotAcknowledged;
+            }
+        }
+        info!("job acknowledged");
+        let started = Instant::now();
+        let redactor = job.data.redactor();
+        let context = JobContext {
+            redactor: redactor.clone(),
+        };
+        let job_id = job.id.clone();
+        let mut work =
+            tokio::spawn(async move { handler.handle(job, context).await }.in_current_span());
+        let outcome = tokio::select! {
+            joined = &mut work => match joined {
+                Ok(result) => result,
+                Err(join_error) if join_error.is_panic() => {
+                    Err(JobError::Panicked(panic_message(join_error.into_panic())))
+                }
+                Err(_) => Err(JobError::Interrupted("the job task was cancelled".into())),
+            },
+            () = cancel.cancelled() => {
+                work.abort();
+                Err(JobError::Interrupted(
+                    "it did not finish within the drain timeout during shutdown".into(),
+                ))
+            }
+        };
+        let elapsed = started.elapsed();
+        match outcome {
+            Ok(success) => report_success(api.as_ref(), &job_id, success, &redactor, elapsed).await,
+            Err(job_error) => {
+                let failure = JobFailure::from_error(&job_error, &redactor);
+                error!(
+                    failure_type = %failure.failure_type,
+                    duration_ms = elapsed.as_millis() as u64,
+                    message = %failure.message,
+                    "job failed"
+                );
+                report_failure(api.as_ref(), &job_id, failure).await
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn report_success<A: JobApi>(
+    api: &A,
+    job_id: &str,
+    success: JobSuccess,
+    redactor: &Redactor,
+    elapsed: Duration,
+) -> JobEnd {
+    let success = JobSuccess {
+        summary: redactor.scrub(&success.summary),
+        ..success
+    }
+    .fit_to_api_limits();
+    let result = deliver(|| api.put_job_success_result(job_id, &success)).await;
+    match result {
+        Ok(()) => {
+            info!(
+                result = "Succeeded",
+                duration_ms = elapsed.as_millis() as u64,
+                summary = %success.summary,
+                "job succeeded"
+            );
+            JobEnd::Succeeded
+        }
+        // The work is done but CodePipeline refused the success (e.g. a malformed output
+        // variable): the job must still end, so tell it why as a failure.
+        Err(JobApiError::Rejected { code, message }) => {
+            let failure = JobFailure::new(
+                FailureType::JobFailed,
+                &format!(
+                    "error: the publish finished but CodePipeline rejected its success result\n\
+                     Caused by: {code}: {message}\n\n{}",
+                    success.summary
+                ),
+                redactor,
+            );
+            report_failure(api, job_id, failure).await
+        }
+        Err(error) => {
+            error!(%error, "could not report the job's success");
+            JobEnd::ResultNotDelivered
+        }
+    }
+}
+
+async fn report_failure<A: JobApi>(api: &A, job_id: &str, failure: JobFailure) -> JobEnd {
+    match deliver(|| api.put_job_failure_result(job_id, &failure)).await {
+        Ok(()) => JobEnd::Failed(failure.failure_type),
+        Err(error) => {
+            error!(%error, "could not report the job's failure");
+            JobEnd::ResultNotDelivered
+        }
+    }
+}
+
+/// Makes a result call, retrying while the job API is throttling or unreachable: a finished
+/// job whose result is lost would hang its pipeline until the action times out.
+async fn deliver<F, Fut>(mut call: F) -> Result<(), JobApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), JobApiError>>,
+{
+    let mut backoff = Backoff::errors(Duration::from_millis(500), Duration::from_secs(10));
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Err(error) if error.is_transient() && attempt < RESULT_ATTEMPTS => {
+                let delay = backoff.next_delay();
+                warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "result call failed; retrying");
+                tokio::time::sleep(delay).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}

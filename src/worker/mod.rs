@@ -1,0 +1,259 @@
+//! The poll loop: claim jobs while there is room, run them concurrently, end each with one
+//! result, and drain on shutdown.
+//!
+//! The loop is handed its control plane ([`JobApi`]), its work ([`JobHandler`]) and its shutdown
+//! signal (a future), so tests run the real loop against fakes and stand-ins.
+//!
+//! Concurrency is bounded by counting the job tasks in a `JoinSet`: the loop only asks
+//! `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot start.
+//! After receiving jobs it polls again at once; when idle or failing it waits as
+//! [`backoff`] describes.
+
+pub mod backoff;
+mod job_task;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use crate::pipeline::{Job, JobApi, JobError, JobSuccess};
+use backoff::Backoff;
+pub use job_task::{JobContext, JobEnd};
+
+/// The work done for one acknowledged job.
+pub trait JobHandler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        job: Job,
+        context: JobContext,
+    ) -> impl Future<Output = Result<JobSuccess, JobError>> + Send;
+}
+
+/// How the loop behaves; every field is a `worker` flag.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Wait after the first empty poll.
+    pub poll_min_interval: Duration,
+    /// Longest wait between polls while idle.
+    pub poll_max_interval: Duration,
+    /// First wait after a job API error; doubles up to `error_max_interval`.
+    pub error_base_interval: Duration,
+    pub error_max_interval: Duration,
+    /// On shutdown, how long in-flight jobs may take before they are reported as failed.
+    pub drain_timeout: Duration,
+    /// Exit after this many jobs have ended with a result (smoke runs and tests).
+    pub max_jobs: Option<u64>,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 4,
+            poll_min_interval: Duration::from_secs(1),
+            poll_max_interval: Duration::from_secs(10),
+            error_base_interval: Duration::from_secs(1),
+            error_max_interval: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(60),
+            max_jobs: None,
+        }
+    }
+}
+
+/// What the loop did, returned when it stops.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Jobs another worker acknowledged first.
+    pub not_ours: u64,
+    /// Jobs whose acknowledgement or result call could not be made.
+    pub undelivered: u64,
+}
+
+impl WorkerReport {
+    fn record(&mut self, end: JobEnd) {
+        match end {
+            JobEnd::Succeeded => self.succeeded += 1,
+            JobEnd::Failed(_) => self.failed += 1,
+            JobEnd::NotOurs => self.not_ours += 1,
+            JobEnd::NotAcknowledged | JobEnd::ResultNotDelivered => self.undelivered += 1,
+        }
+    }
+
+    fn finished(&self) -> u64 {
+        self.succeeded + self.failed
+    }
+}
+
+/// How long job tasks may take to deliver their failure results once cancelled at shutdown.
+const REPORT_GRACE: Duration = Duration::from_secs(30);
+
+/// Runs the worker until `shutdown` resolves or `max_jobs` jobs have ended.
+pub async fn run<A: JobApi, H: JobHandler>(
+    api: Arc<A>,
+    handler: Arc<H>,
+    settings: WorkerSettings,
+    shutdown: impl Future<Output = ()>,
+) -> WorkerReport {
+    let concurrency = settings.concurrency.max(1);
+    let cancel = CancellationToken::new();
+    let mut tasks: JoinSet<JobEnd> = JoinSet::new();
+    let mut report = WorkerReport::default();
+    let mut idle = Backoff::idle(settings.poll_min_interval, settings.poll_max_interval);
+    let mut errors = Backoff::errors(settings.error_base_interval, settings.error_max_interval);
+    tokio::pin!(shutdown);
+    info!(concurrency, "worker started; polling for jobs");
+
+    'poll: loop {
+        while let Some(joined) = tasks.try_join_next() {
+            record(&mut report, joined);
+        }
+        let in_flight = tasks.len();
+        let remaining = settings
+            .max_jobs
+            .map(|max| max.saturating_sub(report.finished() + in_flight as u64));
+        if settings
+            .max_jobs
+            .is_some_and(|max| report.finished() >= max)
+        {
+            info!(jobs = report.finished(), "reached --max-jobs; stopping");
+            break;
+        }
+        let free = concurrency.saturating_sub(in_flight);
+        let batch = remaining.map_or(free, |left| free.min(left as usize));
+        if batch == 0 {
+            // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
+            tokio::select! {
+                Some(joined) = tasks.join_next() => record(&mut report, joined),
+                () = &mut shutdown => break 'poll,
+            }
+            continue;
+        }
+
+        let polled = tokio::select! {
+            polled = api.poll_for_jobs(batch) => polled,
+            () = &mut shutdown => break 'poll,
+        };
+        let delay = match polled {
+            Ok(jobs) if !jobs.is_empty() => {
+                idle.reset();
+                errors.reset();
+                debug!(count = jobs.len(), "received jobs");
+                for (index, job) in jobs.into_iter().enumerate() {
+                    if index >= batch {
+                        // Never acknowledged, so CodePipeline hands it to a worker with room.
+                        warn!(job_id = %job.id, "PollForJobs returned more jobs than asked for; leaving this one");
+                        continue;
+                    }
+                    tasks.spawn(job_task::run_job(
+                        api.clone(),
+                        handler.clone(),
+                        job,
+                        cancel.child_token(),
+                    ));
+                }
+                continue;
+            }
+            Ok(_) => {
+                errors.reset();
+                idle.next_delay()
+            }
+            Err(error) if error.is_transient() => {
+                let delay = errors.next_delay();
+                warn!(%error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off");
+                delay
+            }
+            Err(error) => {
+                let delay = errors.next_delay();
+                error!(
+                    %error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "PollForJobs was rejected; check the action type flags and the worker's IAM permissions"
+                );
+                delay
+            }
+        };
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => break,
+                () = &mut shutdown => break 'poll,
+                // A finished job frees a slot but does not cut the wait short: the wait is what
+                // keeps an idle or throttled worker's request rate down.
+                Some(joined) = tasks.join_next() => record(&mut report, joined),
+            }
+        }
+    }
+
+    drain(&mut tasks, &mut report, &cancel, settings.drain_timeout).await;
+    info!(
+        succeeded = report.succeeded,
+        failed = report.failed,
+        not_ours = report.not_ours,
+        undelivered = report.undelivered,
+        "worker stopped"
+    );
+    report
+}
+
+/// Lets in-flight jobs finish within `drain_timeout`, then cancels the rest, which report
+/// themselves as failed.
+async fn drain(
+    tasks: &mut JoinSet<JobEnd>,
+    report: &mut WorkerReport,
+    cancel: &CancellationToken,
+    drain_timeout: Duration,
+) {
+    if tasks.is_empty() {
+        return;
+    }
+    info!(
+        in_flight = tasks.len(),
+        timeout_s = drain_timeout.as_secs(),
+        "draining in-flight jobs"
+    );
+    let finished = tokio::time::timeout(drain_timeout, async {
+        while let Some(joined) = tasks.join_next().await {
+            record(report, joined);
+        }
+    })
+    .await;
+    if finished.is_ok() {
+        return;
+    }
+    warn!(
+        in_flight = tasks.len(),
+        "drain timeout reached; reporting unfinished jobs as failed"
+    );
+    cancel.cancel();
+    let reported = tokio::time::timeout(REPORT_GRACE, async {
+        while let Some(joined) = tasks.join_next().await {
+            record(report, joined);
+        }
+    })
+    .await;
+    if reported.is_err() {
+        error!(
+            in_flight = tasks.len(),
+            "could not report every unfinished job before exiting"
+        );
+        tasks.abort_all();
+    }
+}
+
+fn record(report: &mut WorkerReport, joined: Result<JobEnd, tokio::task::JoinError>) {
+    match joined {
+        Ok(end) => report.record(end),
+        Err(join_error) => {
+            error!(%join_error, "a job task ended abnormally");
+            report.undelivered += 1;
+        }
+    }
+}
