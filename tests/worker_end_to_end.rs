@@ -3,8 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, FIRMWARE_EXAMPLE, LocalEnvironment};
-use pipeline_publisher::mock_registry::RequestAuth;
+use pipeline_publisher::demo::{
+    DEMO_PASSWORD, DEMO_REPO, DEMO_USER, FIRMWARE_EXAMPLE, LocalEnvironment,
+};
+use pipeline_publisher::mock_registry::{MockRegistryConfig, RequestAuth};
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::pipeline::{Job, JobError, JobSuccess};
 use pipeline_publisher::publish::PublisherSettings;
@@ -47,6 +49,7 @@ fn failure(result: &JobResult) -> (&str, &str) {
     }
 }
 
+/// Runs one job to its end and checks that the job's private directory was removed.
 async fn run_one_firmware_job(
     environment: &LocalEnvironment,
     configuration: BTreeMap<String, String>,
@@ -56,8 +59,19 @@ async fn run_one_firmware_job(
         .upload_artifact("BuildOutput", Some(REVISION), entries)
         .unwrap();
     let job_id = environment.queue_job("nestbox-firmware", configuration, vec![artifact]);
-    let publisher = environment.publisher(PublisherSettings::default()).unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let publisher = environment
+        .publisher(PublisherSettings {
+            work_dir: Some(work_dir.path().to_owned()),
+            ..PublisherSettings::default()
+        })
+        .unwrap();
     environment.run_worker(publisher, 1).await.unwrap();
+    let left_behind: Vec<_> = std::fs::read_dir(work_dir.path()).unwrap().collect();
+    assert!(
+        left_behind.is_empty(),
+        "the job directory is removed: {left_behind:?}"
+    );
     only_result(environment, &job_id)
 }
 
@@ -331,6 +345,24 @@ async fn republishing_identical_content_succeeds_and_different_content_is_refuse
         .artifact(DEMO_REPO, "nestbox-cam/2.4.1/nestbox-cam-2.4.1.img")
         .unwrap();
     assert_eq!(stored.sha256, old_sha256, "the release was not overwritten");
+}
+
+#[tokio::test]
+async fn an_older_registry_without_the_access_api_gets_a_legacy_token() {
+    let environment = LocalEnvironment::start_with(MockRegistryConfig {
+        users: vec![(DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned())],
+        access_api: false,
+        ..MockRegistryConfig::default()
+    })
+    .await
+    .unwrap();
+    let configuration = environment.firmware_configuration();
+    let result = run_one_firmware_job(&environment, configuration, FIRMWARE_EXAMPLE).await;
+    assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    let tokens = environment.registry.registry.tokens();
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].legacy && tokens[0].revoked, "{tokens:?}");
+    assert_eq!(environment.registry.registry.artifacts(DEMO_REPO).len(), 3);
 }
 
 struct PanickingHandler;

@@ -65,18 +65,20 @@ impl Publisher {
             .work_dir
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        tempfile::Builder::new()
-            .prefix("pipeline-publisher-job-")
-            .tempdir_in(&parent)
-            .map_err(|error| {
-                JobError::internal(
-                    format!(
-                        "could not create a job directory under `{}` (check --work-dir)",
-                        parent.display()
-                    ),
-                    error,
-                )
-            })
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("pipeline-publisher-job-");
+        // Extracted build output is nobody else's business on a shared host.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        builder.tempdir_in(&parent).map_err(|error| {
+            JobError::internal(
+                format!(
+                    "could not create a job directory under `{}` (check --work-dir)",
+                    parent.display()
+                ),
+                error,
+            )
+        })
     }
 }
 
@@ -168,5 +170,32 @@ impl JobHandler for Publisher {
         }
         drop(workspace);
         Ok(published?.to_job_success(&client, &plan))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn job_directories_are_private_to_the_worker_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let sdk_config = aws_config::SdkConfig::builder().build();
+        let publisher = Publisher::new(
+            PublisherSettings {
+                work_dir: Some(parent.path().to_owned()),
+                ..PublisherSettings::default()
+            },
+            ArtifactStore::new(sdk_config, true),
+            reqwest::Client::new(),
+        );
+        let workspace = publisher.workspace().unwrap();
+        let mode = std::fs::metadata(workspace.path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }
