@@ -68,8 +68,10 @@ pub enum ExtractError {
     Symlink { entry: String },
     #[error("entry `{entry}` is encrypted; publish unencrypted build output")]
     Encrypted { entry: String },
-    #[error("entry `{entry}` appears twice in the archive")]
-    Duplicate { entry: String },
+    #[error("an entry name appears twice in the archive, so its content is ambiguous{}", entry.as_ref().map(|e| format!(" (`{e}`)")).unwrap_or_default())]
+    Duplicate { entry: Option<String> },
+    #[error("entries share their compressed data, a zip-bomb technique")]
+    Overlapping,
     #[error(
         "the archive has more than {limit} entries (raise --max-archive-entries if this is expected)"
     )]
@@ -109,6 +111,18 @@ pub fn extract_zip(
             limit: limits.max_entries,
         });
     }
+    // The zip crate keeps one of several same-named entries; which one is a matter of parser
+    // choice, so the archive means different things to different tools: refuse it.
+    if zip.has_duplicate_names() {
+        return Err(ExtractError::Duplicate { entry: None });
+    }
+    // Entries sharing compressed data let a small archive expand many times over.
+    if zip
+        .has_overlapping_entries()
+        .map_err(ExtractError::NotAZip)?
+    {
+        return Err(ExtractError::Overlapping);
+    }
 
     // Check every name first, so a bad entry late in the archive leaves nothing behind.
     let mut plan = Vec::with_capacity(zip.len());
@@ -126,15 +140,15 @@ pub fn extract_zip(
         if entry.is_dir() {
             continue;
         }
+        // `a/b` and `./a/b` are different names for the same file.
         if !seen.insert(relative.clone()) {
-            return Err(ExtractError::Duplicate { entry: name });
+            return Err(ExtractError::Duplicate { entry: Some(name) });
         }
         plan.push((index, name, relative));
     }
     if plan.is_empty() {
         return Err(ExtractError::Empty);
     }
-
     let mut budget = limits.max_total_bytes;
     let mut files = Vec::with_capacity(plan.len());
     for (index, name, relative) in plan {
