@@ -9,7 +9,8 @@ use crate::cli::{MockRegistryArgs, WorkerArgs};
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
 use crate::pipeline::aws::AwsJobApi;
 use crate::publish::Publisher;
-use crate::worker::{self, WorkerReport};
+use crate::worker::journal::Journal;
+use crate::worker::{self, WorkerReport, WorkerSettings};
 
 /// Loads the standard AWS configuration: region, credentials chain, endpoint overrides.
 pub async fn load_aws_config() -> aws_config::SdkConfig {
@@ -33,11 +34,17 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
     let http = crate::registry::http_client().context("could not set up the HTTP client")?;
     let publisher = Publisher::new(args.publisher_settings(), store, http);
-    tracing::info!(action_type = %action_type, "starting worker");
+    let state_dir = args.state_dir();
+    let journal = Journal::open(&state_dir).context("could not open the job journal")?;
+    let settings = WorkerSettings {
+        journal: Some(Arc::new(journal)),
+        ..args.worker_settings()
+    };
+    tracing::info!(action_type = %action_type, state_dir = %state_dir.display(), "starting worker");
     Ok(worker::run(
         Arc::new(api),
         Arc::new(publisher),
-        args.worker_settings(),
+        settings,
         shutdown_signal(),
     )
     .await)

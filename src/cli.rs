@@ -92,6 +92,10 @@ pub struct WorkerArgs {
     /// Lifetime of the registry token minted for each job.
     #[arg(long, env = "PIPELINE_PUBLISHER_TOKEN_LIFETIME", default_value = "15m", value_parser = duration)]
     pub token_lifetime: Duration,
+    /// Directory for the journal of acknowledged jobs, which lets a restarted worker end jobs a
+    /// crashed one left behind (default: $STATE_DIRECTORY, else ~/.local/state/pipeline-publisher).
+    #[arg(long, env = "PIPELINE_PUBLISHER_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Directory for per-job temporary files (default: the system temp dir).
     #[arg(long, env = "PIPELINE_PUBLISHER_WORK_DIR")]
     pub work_dir: Option<PathBuf>,
@@ -132,6 +136,25 @@ impl WorkerArgs {
             max_jobs: self.max_jobs,
             ..WorkerSettings::default()
         }
+    }
+
+    /// `--state-dir`, else systemd's `$STATE_DIRECTORY`, else the XDG state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        let from_env = |name: &str| std::env::var_os(name).filter(|value| !value.is_empty());
+        if let Some(dir) = from_env("STATE_DIRECTORY") {
+            // systemd may list several directories separated by ':'; the first is ours.
+            let dir = dir.to_string_lossy();
+            return PathBuf::from(dir.split(':').next().unwrap_or_default());
+        }
+        if let Some(dir) = from_env("XDG_STATE_HOME") {
+            return PathBuf::from(dir).join("pipeline-publisher");
+        }
+        from_env("HOME")
+            .map(|home| PathBuf::from(home).join(".local/state/pipeline-publisher"))
+            .unwrap_or_else(|| std::env::temp_dir().join("pipeline-publisher-state"))
     }
 
     pub fn publisher_settings(&self) -> PublisherSettings {

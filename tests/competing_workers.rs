@@ -61,8 +61,10 @@ async fn competing_workers_end_every_job_exactly_once() {
 
     let (access_key_id, secret_access_key) = sandbox.sandbox.worker_credentials();
     let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config"), "").unwrap();
+    std::fs::write(home.path().join("credentials"), "").unwrap();
     let mut workers = Vec::new();
-    for _ in 0..WORKERS {
+    for worker in 0..WORKERS {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"));
         command
             .args(["worker", "--s3-force-path-style", "--concurrency", "4"])
@@ -72,6 +74,8 @@ async fn competing_workers_end_every_job_exactly_once() {
                 "--poll-max-interval",
                 "100ms",
             ])
+            .arg("--state-dir")
+            .arg(home.path().join(format!("state-{worker}")))
             .env_clear()
             .env("HOME", home.path())
             .env("AWS_CONFIG_FILE", home.path().join("config"))

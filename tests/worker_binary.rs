@@ -60,6 +60,8 @@ async fn the_worker_binary_uses_the_service_specific_endpoints_for_every_client(
 
     let (access_key_id, secret_access_key) = sandbox.worker_credentials();
     let aws_home = tempfile::tempdir().unwrap();
+    std::fs::write(aws_home.path().join("config"), "").unwrap();
+    std::fs::write(aws_home.path().join("credentials"), "").unwrap();
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"));
     worker
         .args(["worker", "--max-jobs", "1", "--s3-force-path-style"])

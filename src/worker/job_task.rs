@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
+use crate::pipeline::failure::inline_chain;
 use crate::pipeline::{
     Acknowledgement, FailureType, Job, JobApi, JobApiError, JobError, JobFailure, JobSuccess,
 };
 use crate::secret::Redactor;
 use crate::worker::JobHandler;
 use crate::worker::backoff::Backoff;
+use crate::worker::journal::{Journal, JournalEntry};
 
 /// How a claimed job ended, for the loop's bookkeeping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +27,10 @@ pub enum JobEnd {
     NotOurs,
     /// `AcknowledgeJob` itself failed; CodePipeline will hand the job out again.
     NotAcknowledged,
-    /// The work finished but no result call was accepted (the job had already ended, or the
-    /// job API stayed unreachable).
+    /// The work finished but the job API stayed unreachable, so no result was delivered.
     ResultNotDelivered,
+    /// CodePipeline says the job has already ended (e.g. it timed out); nothing to report.
+    AlreadyEnded,
 }
 
 impl JobEnd {
@@ -47,21 +50,26 @@ pub struct JobContext {
 /// Attempts at delivering a result before giving up on a job API that keeps failing.
 const RESULT_ATTEMPTS: u32 = 6;
 
+fn job_span(job_id: &str, pipeline: &crate::pipeline::job::PipelineContext) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        job_id = %job_id,
+        pipeline = %pipeline.pipeline_name,
+        stage = %pipeline.stage_name,
+        action = %pipeline.action_name,
+        execution_id = %pipeline.execution_id,
+    )
+}
+
+/// Acknowledges a polled job, records it in the journal, runs it and reports its result.
 pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
     api: Arc<A>,
     handler: Arc<H>,
     job: Job,
     cancel: CancellationToken,
+    journal: Option<Arc<Journal>>,
 ) -> JobEnd {
-    let pipeline = &job.data.pipeline;
-    let span = tracing::info_span!(
-        "job",
-        job_id = %job.id,
-        pipeline = %pipeline.pipeline_name,
-        stage = %pipeline.stage_name,
-        action = %pipeline.action_name,
-        execution_id = %pipeline.execution_id,
-    );
+    let span = job_span(&job.id, &job.data.pipeline);
     async move {
         match api.acknowledge_job(&job.id, &job.nonce).await {
             Ok(Acknowledgement::InProgress) => {}
@@ -79,46 +87,131 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
             }
         }
         info!("job acknowledged");
-        let started = Instant::now();
-        let redactor = job.data.redactor();
-        let context = JobContext {
-            redactor: redactor.clone(),
-        };
-        let job_id = job.id.clone();
-        let mut work =
-            tokio::spawn(async move { handler.handle(job, context).await }.in_current_span());
-        let outcome = tokio::select! {
-            joined = &mut work => match joined {
-                Ok(result) => result,
-                Err(join_error) if join_error.is_panic() => {
-                    Err(JobError::Panicked(panic_message(join_error.into_panic())))
-                }
-                Err(_) => Err(JobError::Interrupted("the job task was cancelled".into())),
-            },
-            () = cancel.cancelled() => {
-                work.abort();
-                Err(JobError::Interrupted(
-                    "it did not finish within the drain timeout during shutdown".into(),
-                ))
-            }
-        };
-        let elapsed = started.elapsed();
-        match outcome {
-            Ok(success) => report_success(api.as_ref(), &job_id, success, &redactor, elapsed).await,
-            Err(job_error) => {
-                let failure = JobFailure::from_error(&job_error, &redactor);
-                error!(
-                    failure_type = %failure.failure_type,
-                    duration_ms = elapsed.as_millis() as u64,
-                    message = %failure.message,
-                    "job failed"
-                );
-                report_failure(api.as_ref(), &job_id, failure).await
+        if let Some(journal) = &journal {
+            let entry = JournalEntry {
+                job_id: job.id.clone(),
+                pipeline: job.data.pipeline.pipeline_name.clone(),
+                execution_id: job.data.pipeline.execution_id.clone(),
+                acknowledged_at: now_rfc3339(),
+            };
+            if let Err(error) = journal.record(&entry) {
+                warn!(error = %inline_chain(&error), "could not journal the job; a crash now would leave it to CodePipeline's timeout");
             }
         }
+        let end = execute_and_report(api, handler, job.clone(), cancel).await;
+        forget_if_answered(journal.as_deref(), &job.id, end);
+        end
     }
     .instrument(span)
     .await
+}
+
+/// Ends a job that an earlier worker process acknowledged but never answered: fetches it with
+/// `GetJobDetails`, runs it again (publishing is idempotent) and reports the result.
+pub(crate) async fn recover_job<A: JobApi, H: JobHandler>(
+    api: Arc<A>,
+    handler: Arc<H>,
+    entry: JournalEntry,
+    cancel: CancellationToken,
+    journal: Arc<Journal>,
+) -> JobEnd {
+    let span = tracing::info_span!(
+        "job",
+        job_id = %entry.job_id,
+        pipeline = %entry.pipeline,
+        execution_id = %entry.execution_id,
+        recovered = true,
+    );
+    async move {
+        let data = match api.get_job_details(&entry.job_id).await {
+            Ok(data) => data,
+            Err(JobApiError::JobNotFound { .. }) => {
+                info!("a journaled job no longer exists; forgetting it");
+                forget_if_answered(Some(&journal), &entry.job_id, JobEnd::AlreadyEnded);
+                return JobEnd::AlreadyEnded;
+            }
+            Err(error) => {
+                warn!(%error, "could not fetch a journaled job; will try again at the next start");
+                return JobEnd::ResultNotDelivered;
+            }
+        };
+        info!("resuming a job acknowledged before the worker last stopped");
+        let job = Job {
+            id: entry.job_id.clone(),
+            nonce: String::new(),
+            account_id: String::new(),
+            data,
+        };
+        let end = execute_and_report(api, handler, job, cancel).await;
+        forget_if_answered(Some(&journal), &entry.job_id, end);
+        end
+    }
+    .instrument(span)
+    .await
+}
+
+fn forget_if_answered(journal: Option<&Journal>, job_id: &str, end: JobEnd) {
+    let answered = matches!(
+        end,
+        JobEnd::Succeeded | JobEnd::Failed(_) | JobEnd::AlreadyEnded
+    );
+    if let (Some(journal), true) = (journal, answered)
+        && let Err(error) = journal.remove(job_id)
+    {
+        warn!(error = %inline_chain(&error), "could not remove the job from the journal");
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs the handler in its own task (so a panic is caught) and reports exactly one result.
+async fn execute_and_report<A: JobApi, H: JobHandler>(
+    api: Arc<A>,
+    handler: Arc<H>,
+    job: Job,
+    cancel: CancellationToken,
+) -> JobEnd {
+    let started = Instant::now();
+    let redactor = job.data.redactor();
+    let context = JobContext {
+        redactor: redactor.clone(),
+    };
+    let job_id = job.id.clone();
+    let mut work =
+        tokio::spawn(async move { handler.handle(job, context).await }.in_current_span());
+    let outcome = tokio::select! {
+        joined = &mut work => match joined {
+            Ok(result) => result,
+            Err(join_error) if join_error.is_panic() => {
+                Err(JobError::Panicked(panic_message(join_error.into_panic())))
+            }
+            Err(_) => Err(JobError::Interrupted("the job task was cancelled".into())),
+        },
+        () = cancel.cancelled() => {
+            work.abort();
+            Err(JobError::Interrupted(
+                "it did not finish within the drain timeout during shutdown".into(),
+            ))
+        }
+    };
+    let elapsed = started.elapsed();
+    match outcome {
+        Ok(success) => report_success(api.as_ref(), &job_id, success, &redactor, elapsed).await,
+        Err(job_error) => {
+            let failure = JobFailure::from_error(&job_error, &redactor);
+            error!(
+                failure_type = %failure.failure_type,
+                duration_ms = elapsed.as_millis() as u64,
+                message = %failure.message,
+                "job failed"
+            );
+            report_failure(api.as_ref(), &job_id, failure).await
+        }
+    }
 }
 
 async fn report_success<A: JobApi>(
@@ -158,18 +251,25 @@ async fn report_success<A: JobApi>(
             );
             report_failure(api, job_id, failure).await
         }
-        Err(error) => {
-            error!(%error, "could not report the job's success");
-            JobEnd::ResultNotDelivered
-        }
+        Err(error) => undelivered(&error, "success"),
     }
 }
 
 async fn report_failure<A: JobApi>(api: &A, job_id: &str, failure: JobFailure) -> JobEnd {
     match deliver(|| api.put_job_failure_result(job_id, &failure)).await {
         Ok(()) => JobEnd::Failed(failure.failure_type),
-        Err(error) => {
-            error!(%error, "could not report the job's failure");
+        Err(error) => undelivered(&error, "failure"),
+    }
+}
+
+fn undelivered(error: &JobApiError, what: &str) -> JobEnd {
+    match error {
+        JobApiError::InvalidJobState { .. } | JobApiError::JobNotFound { .. } => {
+            warn!(%error, "the job had already ended before its {what} could be reported");
+            JobEnd::AlreadyEnded
+        }
+        _ => {
+            error!(%error, "could not report the job's {what}");
             JobEnd::ResultNotDelivered
         }
     }

@@ -11,6 +11,7 @@
 
 pub mod backoff;
 mod job_task;
+pub mod journal;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -49,6 +50,8 @@ pub struct WorkerSettings {
     pub drain_timeout: Duration,
     /// Exit after this many jobs have ended with a result (smoke runs and tests).
     pub max_jobs: Option<u64>,
+    /// Where acknowledged jobs are journaled, so a crashed worker ends them on its next start.
+    pub journal: Option<Arc<journal::Journal>>,
 }
 
 impl Default for WorkerSettings {
@@ -61,6 +64,7 @@ impl Default for WorkerSettings {
             error_max_interval: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(60),
             max_jobs: None,
+            journal: None,
         }
     }
 }
@@ -82,7 +86,9 @@ impl WorkerReport {
             JobEnd::Succeeded => self.succeeded += 1,
             JobEnd::Failed(_) => self.failed += 1,
             JobEnd::NotOurs => self.not_ours += 1,
-            JobEnd::NotAcknowledged | JobEnd::ResultNotDelivered => self.undelivered += 1,
+            JobEnd::NotAcknowledged | JobEnd::ResultNotDelivered | JobEnd::AlreadyEnded => {
+                self.undelivered += 1
+            }
         }
     }
 
@@ -108,6 +114,30 @@ pub async fn run<A: JobApi, H: JobHandler>(
     let mut idle = Backoff::idle(settings.poll_min_interval, settings.poll_max_interval);
     let mut errors = Backoff::errors(settings.error_base_interval, settings.error_max_interval);
     tokio::pin!(shutdown);
+    if let Some(journal) = &settings.journal {
+        match journal.pending() {
+            Ok(entries) => {
+                if !entries.is_empty() {
+                    info!(
+                        jobs = entries.len(),
+                        "resuming jobs acknowledged before the last stop"
+                    );
+                }
+                for entry in entries {
+                    tasks.spawn(job_task::recover_job(
+                        api.clone(),
+                        handler.clone(),
+                        entry,
+                        cancel.child_token(),
+                        journal.clone(),
+                    ));
+                }
+            }
+            Err(error) => {
+                error!(error = %crate::pipeline::failure::inline_chain(&error), "could not read the job journal")
+            }
+        }
+    }
     info!(concurrency, "worker started; polling for jobs");
 
     'poll: loop {
@@ -156,6 +186,7 @@ pub async fn run<A: JobApi, H: JobHandler>(
                         handler.clone(),
                         job,
                         cancel.child_token(),
+                        settings.journal.clone(),
                     ));
                 }
                 continue;
