@@ -57,20 +57,22 @@ impl RegistryClient {
         lifetime: Duration,
         description: &str,
     ) -> Result<AccessToken, RegistryError> {
-        let expires_in = lifetime.as_secs().max(60).to_string();
+        let expires_in = lifetime.as_secs().max(60);
         let url = self.url("access/api/v1/tokens");
-        let form = [
-            ("username", user_name),
-            ("scope", "applied-permissions/user"),
-            ("expires_in", expires_in.as_str()),
-            ("refreshable", "false"),
-            ("description", description),
-        ];
+        // JSON, as JFrog CLI sends it; always with expires_in, since a server's default
+        // lifetime may be a year.
+        let body = serde_json::json!({
+            "username": user_name,
+            "scope": "applied-permissions/user",
+            "expires_in": expires_in,
+            "refreshable": false,
+            "description": description,
+        });
         let response = self
             .http()
             .post(url.clone())
             .basic_auth(user_name, Some(password.expose_secret()))
-            .form(&form)
+            .json(&body)
             .send()
             .await
             .map_err(|source| RegistryError::Transport {
@@ -80,7 +82,7 @@ impl RegistryClient {
         if response.status() == StatusCode::NOT_FOUND {
             tracing::info!("the registry has no Access token API; using the legacy token API");
             return self
-                .mint_legacy_token(user_name, password, &expires_in)
+                .mint_legacy_token(user_name, password, &expires_in.to_string())
                 .await;
         }
         self.parse_token("create access token", response, TokenApi::Access)
