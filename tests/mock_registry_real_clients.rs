@@ -1,6 +1,6 @@
 //! The mock registry consumed by the real clients, as a user would: Node's `npm publish` and
-//! `npm install`, `pip install` from the PEP 503 index into a fresh venv, `twine upload`, and
-//! `dpkg-deb --info` on a Debian package downloaded back. Every command runs in a temporary
+//! `npm install`, `pip install` from the PEP 503 index into a fresh venv, and `twine upload`
+//! (`dpkg-deb` is in `mock_registry_real_dpkg.rs`). Every command runs in a temporary
 //! directory with a deadline; the access token reaches the clients only through environment
 //! variables (npm expands `${MOCK_REGISTRY_TOKEN}` in its temporary `.npmrc`).
 
@@ -384,69 +384,4 @@ async fn twine_uploads_and_pip_installs() {
 
     let greeting = pip_install_and_import(&venv, base, "hello-camera-py==0.2.0").await;
     assert_eq!(greeting, "hello from twine");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dpkg_reads_a_deb_downloaded_back() {
-    let server = start().await;
-    let base = &server.base_url;
-    let token = mint_token(base).await;
-    let work = tempfile::tempdir().expect("temp dir");
-    let root = work.path().join("camera-agent");
-    write(
-        &root.join("DEBIAN/control"),
-        "Package: camera-agent\nVersion: 1.0.0\nArchitecture: arm64\nMaintainer: Camera Team <camera@example.invalid>\nDescription: Camera agent probe\n",
-    );
-    write(
-        &root.join("usr/bin/camera-agent"),
-        "#!/bin/sh\necho camera\n",
-    );
-    let deb = work.path().join("camera-agent_1.0.0_arm64.deb");
-    run_ok(
-        Command::new("dpkg-deb")
-            .args(["--build", "--root-owner-group"])
-            .arg(&root)
-            .arg(&deb),
-    )
-    .await;
-    let content = std::fs::read(&deb).expect("reads deb");
-
-    let item = "debian-local/pool/main/c/camera-agent/camera-agent_1.0.0_arm64.deb";
-    let client = reqwest::Client::new();
-    let response = client
-        .put(format!("{base}/artifactory/{item};deb.distribution=bookworm;deb.component=main;deb.architecture=arm64"))
-        .bearer_auth(&token)
-        .header("X-Checksum-Sha256", hex::encode(Sha256::digest(&content)))
-        .body(content.clone())
-        .send()
-        .await
-        .expect("deploy is sent");
-    assert_eq!(response.status(), 201);
-    let properties: serde_json::Value = client
-        .get(format!("{base}/artifactory/api/storage/{item}?properties"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("JSON");
-    assert_eq!(
-        properties["properties"],
-        serde_json::json!({
-            "deb.architecture": ["arm64"], "deb.component": ["main"], "deb.distribution": ["bookworm"]
-        })
-    );
-    let downloaded = client
-        .get(format!("{base}/artifactory/{item}"))
-        .send()
-        .await
-        .expect("sent")
-        .bytes()
-        .await
-        .expect("body");
-    let copy = work.path().join("downloaded.deb");
-    std::fs::write(&copy, &downloaded).expect("writes copy");
-    let info = run_ok(Command::new("dpkg-deb").arg("--info").arg(&copy)).await;
-    assert!(info.contains("Package: camera-agent"), "{info}");
-    assert!(info.contains("Architecture: arm64"), "{info}");
 }

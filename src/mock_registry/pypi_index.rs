@@ -58,7 +58,7 @@ pub(super) fn project_files(store: &Store, repo: &str, project: &str) -> Vec<Sto
             artifact
                 .properties
                 .get(PROPERTY_NORMALIZED_NAME)
-                .is_some_and(|names| names.iter().any(|name| *name == wanted))
+                .is_some_and(|names| names.contains(&wanted))
         })
         .collect()
 }

@@ -144,6 +144,14 @@ async fn upload_index_download_and_duplicates() {
     assert_eq!(status, 404);
 }
 
+/// A refused upload: case, form fields, file name, expected part of the message.
+type BadUpload = (
+    &'static str,
+    Vec<(&'static str, String)>,
+    &'static str,
+    &'static str,
+);
+
 #[tokio::test]
 async fn bad_uploads_are_rejected() {
     let server = start(MockRegistryConfig::default()).await;
@@ -155,7 +163,7 @@ async fn bad_uploads_are_rejected() {
         fields.push((name, value.to_string()));
         fields
     };
-    let cases: Vec<(&str, Vec<(&str, String)>, &str, &str)> = vec![
+    let cases: Vec<BadUpload> = vec![
         (
             "sha256",
             with("sha256_digest", &"0".repeat(64)),
