@@ -36,10 +36,38 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    pub(super) fn too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body exceeds the limit of {limit_bytes} bytes"),
+        )
+    }
+
     /// A failure of the mock itself (disk full, unreadable store); the cause is logged, not sent.
     pub(super) fn internal(context: &str, cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(%cause, "mock registry: {context}");
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, context.to_string())
+    }
+}
+
+/// An error from the npm API. npm shows a registry's `error` field, so the body carries the
+/// message there as well as in Artifactory's `errors` envelope (which other clients read).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct NpmError(pub(super) ApiError);
+
+impl From<ApiError> for NpmError {
+    fn from(error: ApiError) -> Self {
+        Self(error)
+    }
+}
+
+impl IntoResponse for NpmError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "error": self.0.message,
+            "errors": [{ "status": self.0.status.as_u16(), "message": self.0.message }]
+        });
+        (self.0.status, axum::Json(body)).into_response()
     }
 }
 

@@ -9,17 +9,33 @@
 //! - `tokens`: Access API tokens and the deprecated security-token endpoint;
 //! - `deploy`: `PUT` deploys (streamed, hashed, checksum deploy, properties);
 //! - `storage`: downloads, storage info, properties, checksum search;
-//! - `front_door`: authentication, 503 simulation, request recording and logging.
+//! - `front_door`: authentication, 503 simulation, request recording and logging;
+//! - `npm_publish`, `npm_read` (over `npm_names`, `npm_index`): the npm registry API;
+//! - `pypi_upload`, `pypi_index`: the legacy upload API and the PEP 503 simple index;
+//! - `build_info`: publishing and reading build info.
 //!
-//! Later areas (npm, PyPI, Debian, build info) add a module and a few routes in [`MockRegistry::router`].
+//! Debian packages need nothing of their own: a generic deploy with `deb.*` matrix parameters
+//! stores them with their properties. Package files (npm tarballs, wheels) are ordinary
+//! artifacts in the store (`staging`), so storage info, checksum search and downloads see them;
+//! the npm index and build info are small JSON documents beside it (`persisted`).
 
 mod auth;
+mod body;
+mod build_info;
 mod clock;
 mod deploy;
 mod error;
 mod front_door;
 mod model;
+mod npm_index;
+mod npm_names;
+mod npm_publish;
+mod npm_read;
 mod paths;
+mod persisted;
+mod pypi_index;
+mod pypi_upload;
+mod staging;
 mod storage;
 mod store;
 mod tokens;
@@ -31,6 +47,12 @@ mod tests_access;
 #[cfg(test)]
 mod tests_artifacts;
 #[cfg(test)]
+mod tests_build_info;
+#[cfg(test)]
+mod tests_npm;
+#[cfg(test)]
+mod tests_pypi;
+#[cfg(test)]
 mod tests_tokens;
 
 use std::path::PathBuf;
@@ -40,15 +62,18 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use model::{RecordedRequest, RequestAuth, StoredArtifact, TokenRecord};
 
 use auth::TokenRegistry;
+use build_info::{BUILDS_FILE, BuildStore};
 use clock::Clock;
 use error::ApiError;
+use npm_index::{NPM_INDEX_FILE, NpmIndex};
+use persisted::JsonFile;
 use store::{Store, lock};
 
 /// How the mock registry behaves.
@@ -109,6 +134,10 @@ struct Shared {
     anonymous_read: bool,
     access_api: bool,
     store: Store,
+    /// npm packages: versions, manifests and dist-tags (`npm.json`).
+    npm: JsonFile<NpmIndex>,
+    /// Published build info (`builds.json`).
+    builds: JsonFile<BuildStore>,
     tokens: TokenRegistry,
     clock: Clock,
     /// While set, every request answers 503.
@@ -145,6 +174,8 @@ impl MockRegistry {
     /// Creates a registry, loading existing artifacts from `config.data_dir` if present.
     pub fn new(config: MockRegistryConfig) -> anyhow::Result<Self> {
         let store = Store::open(config.data_dir.as_deref(), config.repositories)?;
+        let npm = JsonFile::open(store.root(), NPM_INDEX_FILE)?;
+        let builds = JsonFile::open(store.root(), BUILDS_FILE)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 users: config.users,
@@ -152,6 +183,8 @@ impl MockRegistry {
                 anonymous_read: config.anonymous_read,
                 access_api: config.access_api,
                 store,
+                npm,
+                builds,
                 tokens: TokenRegistry::default(),
                 clock: Clock::default(),
                 unavailable: AtomicBool::new(false),
@@ -184,6 +217,35 @@ impl MockRegistry {
             .route(
                 "/artifactory/api/search/checksum",
                 get(storage::checksum_search),
+            )
+            .route(
+                "/artifactory/api/npm/{repo}/{*rest}",
+                get(npm_read::read)
+                    .put(npm_publish::publish)
+                    .layer(DefaultBodyLimit::disable()),
+            )
+            .route(
+                "/artifactory/api/pypi/{repo}",
+                post(pypi_upload::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .route(
+                "/artifactory/api/pypi/{repo}/",
+                post(pypi_upload::upload).layer(DefaultBodyLimit::disable()),
+            )
+            .route(
+                "/artifactory/api/pypi/{repo}/{*rest}",
+                get(pypi_index::read),
+            )
+            .route(
+                "/artifactory/api/build",
+                put(build_info::publish)
+                    .get(build_info::list)
+                    .layer(DefaultBodyLimit::disable()),
+            )
+            .route("/artifactory/api/build/{name}", get(build_info::runs))
+            .route(
+                "/artifactory/api/build/{name}/{number}",
+                get(build_info::build),
             )
             .route(
                 "/artifactory/{*item}",
@@ -254,6 +316,32 @@ impl MockRegistry {
     /// All artifacts in `repo`, sorted by path.
     pub fn artifacts(&self, repo: &str) -> Vec<StoredArtifact> {
         self.shared.store.stored_artifacts(repo)
+    }
+
+    /// The packument of an npm package (as `GET {registry}{name}` answers it, with host-relative
+    /// `dist.tarball` URLs), or `None` if nothing was published under that name.
+    pub fn npm_package(&self, repo: &str, name: &str) -> Option<serde_json::Value> {
+        self.shared.npm.read(|index| {
+            index
+                .package(repo, name)
+                .map(|package| npm_index::packument("", repo, name, package))
+        })
+    }
+
+    /// Every file uploaded through the PyPI API for `project` (any spelling), sorted by path.
+    pub fn pypi_files(&self, repo: &str, project: &str) -> Vec<StoredArtifact> {
+        pypi_index::project_files(&self.shared.store, repo, project)
+    }
+
+    /// The build-info document published for `name` and `number`, as it was sent.
+    pub fn build_info(&self, name: &str, number: &str) -> Option<serde_json::Value> {
+        self.shared.builds.read(|store| {
+            store
+                .builds
+                .get(name)
+                .and_then(|runs| runs.get(number))
+                .map(|run| run.build_info.clone())
+        })
     }
 
     /// While `down`, every request answers 503 with an Artifactory error body.

@@ -19,7 +19,7 @@ use super::paths::{ItemPath, base_url, download_url, parse_item_path, storage_ur
 use super::store::{ArtifactRecord, ChecksumKind};
 
 /// Anonymous callers may read only when the configuration allows it.
-fn check_read_access(shared: &Shared, caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn check_read_access(shared: &Shared, caller: &Caller) -> Result<(), ApiError> {
     if shared.anonymous_read {
         Ok(())
     } else {
@@ -62,7 +62,16 @@ pub(super) async fn download(
         .record(&item.repo, &item.path)
         .filter(|_| !item.path.is_empty() && !item.trailing_slash)
         .ok_or_else(|| ApiError::not_found("File not found."))?;
-    let body = if method == Method::HEAD {
+    file_response(&shared, &record, &method).await
+}
+
+/// Streams a stored file from disk with its checksum headers (no body for `HEAD`).
+pub(super) async fn file_response(
+    shared: &Shared,
+    record: &ArtifactRecord,
+    method: &Method,
+) -> Result<Response, ApiError> {
+    let body = if *method == Method::HEAD {
         Body::empty()
     } else {
         let file = tokio::fs::File::open(shared.store.blob_path(&record.sha256))
