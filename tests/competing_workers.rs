@@ -5,12 +5,11 @@
 
 use std::time::Duration;
 
-use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER, zip_entries};
+mod support;
+
+use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig};
-use pipeline_publisher::pipeline::properties;
-use pipeline_publisher::sandbox::{
-    ArtifactSpec, CallOutcome, JobResult, JobSpec, RecordedCall, Sandbox, SandboxConfig,
-};
+use pipeline_publisher::sandbox::{CallOutcome, JobResult, RecordedCall, Sandbox, SandboxConfig};
 
 const WORKERS: usize = 4;
 const JOBS: usize = 200;
@@ -33,65 +32,29 @@ async fn competing_workers_end_every_job_exactly_once() {
     let mut job_ids = Vec::with_capacity(JOBS);
     for index in 0..JOBS {
         let body = format!("firmware build {index}\n");
-        let key = format!("nestbox-firmware/BuildOutput/{index:05}");
-        let archive = zip_entries(&[("image.img", body.as_bytes())]).unwrap();
-        sandbox
-            .sandbox
-            .put_object(&config.artifact_bucket, &key, &archive)
-            .unwrap();
-        let mut spec = JobSpec::new("nestbox-firmware");
-        spec.input_artifacts = vec![ArtifactSpec {
-            name: "BuildOutput".into(),
-            revision: Some(format!("{index:040x}")),
-            bucket: config.artifact_bucket.clone(),
-            key,
-        }];
-        spec.configuration = [
-            (properties::ARTIFACTORY_HOST, registry.base_url.clone()),
-            (properties::REPO_KEY, DEMO_REPO.to_owned()),
-            (properties::USER_NAME, DEMO_USER.to_owned()),
-            (properties::PASSWORD, DEMO_PASSWORD.to_owned()),
-            (properties::TARGET_PATH, format!("race/{index:05}")),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect();
-        job_ids.push(sandbox.sandbox.queue_job(spec));
+        let target_path = format!("race/{index:05}");
+        job_ids.push(sandbox.sandbox.queue_job(support::firmware_job(
+            &sandbox.sandbox,
+            &format!("nestbox-firmware/BuildOutput/{index:05}"),
+            &[("image.img", body.as_bytes())],
+            &registry.base_url,
+            Some(&target_path),
+        )));
     }
 
-    let (access_key_id, secret_access_key) = sandbox.sandbox.worker_credentials();
-    let home = tempfile::tempdir().unwrap();
-    std::fs::write(home.path().join("config"), "").unwrap();
-    std::fs::write(home.path().join("credentials"), "").unwrap();
+    let home = support::aws_home();
     let mut workers = Vec::new();
     for worker in 0..WORKERS {
-        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"));
+        let mut command = support::worker_command(
+            &sandbox.sandbox,
+            home.path(),
+            &worker.to_string(),
+            &[("AWS_ENDPOINT_URL", &sandbox.endpoint_url)],
+        );
         command
-            .args(["worker", "--s3-force-path-style", "--concurrency", "4"])
-            .args([
-                "--poll-min-interval",
-                "20ms",
-                "--poll-max-interval",
-                "100ms",
-            ])
-            .arg("--state-dir")
-            .arg(home.path().join(format!("state-{worker}")))
-            .env_clear()
-            .env("HOME", home.path())
-            .env("AWS_CONFIG_FILE", home.path().join("config"))
-            .env(
-                "AWS_SHARED_CREDENTIALS_FILE",
-                home.path().join("credentials"),
-            )
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_REGION", &config.region)
-            .env("AWS_ACCESS_KEY_ID", &access_key_id)
-            .env("AWS_SECRET_ACCESS_KEY", &secret_access_key)
-            .env("AWS_ENDPOINT_URL", &sandbox.endpoint_url)
-            .env("PIPELINE_PUBLISHER_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
+            .args(["--concurrency", "4", "--poll-min-interval", "20ms"])
+            .args(["--poll-max-interval", "100ms"])
+            .env("PIPELINE_PUBLISHER_LOG", "warn");
         workers.push(command.spawn().unwrap());
     }
 

@@ -10,14 +10,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
-use pipeline_publisher::demo::{
-    DEMO_PASSWORD, DEMO_REPO, DEMO_USER, FIRMWARE_EXAMPLE, zip_entries,
-};
+mod support;
+
+use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig, RunningMockRegistry};
-use pipeline_publisher::pipeline::properties;
-use pipeline_publisher::sandbox::{
-    ArtifactSpec, JobResult, JobSpec, RunningSandbox, Sandbox, SandboxConfig,
-};
+use pipeline_publisher::sandbox::{JobResult, RunningSandbox, Sandbox, SandboxConfig};
 use tokio::sync::Notify;
 
 /// Forwards to the registry, or holds every request forever while `stall` is set.
@@ -82,77 +79,37 @@ async fn setup() -> Setup {
         .with_state(proxy.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let key = "nestbox-firmware/BuildOutput/Crash01".to_owned();
-    sandbox
-        .sandbox
-        .put_object(
-            &config.artifact_bucket,
-            &key,
-            &zip_entries(FIRMWARE_EXAMPLE).unwrap(),
-        )
-        .unwrap();
-    let mut spec = JobSpec::new("nestbox-firmware");
-    spec.input_artifacts = vec![ArtifactSpec {
-        name: "BuildOutput".into(),
-        revision: Some("0123456789abcdef".into()),
-        bucket: config.artifact_bucket,
-        key,
-    }];
-    spec.configuration = [
-        (properties::ARTIFACTORY_HOST, proxy_url.as_str()),
-        (properties::REPO_KEY, DEMO_REPO),
-        (properties::USER_NAME, DEMO_USER),
-        (properties::PASSWORD, DEMO_PASSWORD),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value.to_owned()))
-    .collect();
-    let job_id = sandbox.sandbox.queue_job(spec);
+    let job_id = sandbox.sandbox.queue_job(support::firmware_job(
+        &sandbox.sandbox,
+        "nestbox-firmware/BuildOutput/Crash01",
+        support::FIRMWARE,
+        &proxy_url,
+        None,
+    ));
     Setup {
         sandbox,
         registry,
         proxy,
         job_id,
-        home: {
-            let home = tempfile::tempdir().unwrap();
-            std::fs::write(home.path().join("config"), "").unwrap();
-            std::fs::write(home.path().join("credentials"), "").unwrap();
-            home
-        },
+        home: support::aws_home(),
     }
 }
 
 fn worker(setup: &Setup, extra_args: &[&str]) -> tokio::process::Child {
-    let (access_key_id, secret_access_key) = setup.sandbox.sandbox.worker_credentials();
-    let home = setup.home.path();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"))
-        .args([
-            "worker",
-            "--s3-force-path-style",
-            "--poll-min-interval",
-            "50ms",
-        ])
-        .arg("--state-dir")
-        .arg(home.join("state"))
-        .args(extra_args)
-        .env_clear()
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_REGION", &setup.sandbox.sandbox.config().region)
-        .env("AWS_ACCESS_KEY_ID", access_key_id)
-        .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
-        .env("AWS_ENDPOINT_URL", &setup.sandbox.endpoint_url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    support::worker_command(
+        &setup.sandbox.sandbox,
+        setup.home.path(),
+        "recovering",
+        &[("AWS_ENDPOINT_URL", &setup.sandbox.endpoint_url)],
+    )
+    .args(["--poll-min-interval", "50ms"])
+    .args(extra_args)
+    .spawn()
+    .unwrap()
 }
 
 fn journaled_jobs(home: &Path) -> usize {
-    std::fs::read_dir(home.join("state/jobs")).map_or(0, |dir| dir.count())
+    std::fs::read_dir(home.join("state-recovering/jobs")).map_or(0, |dir| dir.count())
 }
 
 async fn wait_until_stalled(setup: &Setup) {
