@@ -15,7 +15,7 @@ use tokio_util::io::ReaderStream;
 
 use crate::artifacts::Checksums;
 use crate::registry::paths::{encode_path, encode_segment, matrix_params};
-use crate::registry::{AccessToken, RegistryClient, RegistryError};
+use crate::registry::{AccessToken, RegistryClient, RegistryError, retry};
 use crate::secret::ExposeSecret;
 
 /// Files at least this large are first offered by checksum only (as JFrog CLI does).
@@ -83,16 +83,13 @@ impl RegistryClient {
             encode_segment(repo),
             encode_path(path)
         ));
-        let response = self
-            .http()
-            .get(&url)
-            .bearer_auth(token.token.expose_secret())
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+        let response = retry::send("file info", &url, || async {
+            Ok(self
+                .http()
+                .get(&url)
+                .bearer_auth(token.token.expose_secret()))
+        })
+        .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -130,16 +127,13 @@ impl RegistryClient {
         let url = format!("{display_url}{}", matrix_params(request.properties));
 
         if request.size >= CHECKSUM_DEPLOY_MIN_BYTES {
-            let response = self
-                .put(&url, token, request.checksums)
-                .header("X-Checksum-Deploy", "true")
-                .header(CONTENT_LENGTH, 0)
-                .send()
-                .await
-                .map_err(|source| RegistryError::Transport {
-                    url: display_url.clone(),
-                    source,
-                })?;
+            let response = retry::send("checksum deploy", &display_url, || async {
+                Ok(self
+                    .put(&url, token, request.checksums)
+                    .header("X-Checksum-Deploy", "true")
+                    .header(CONTENT_LENGTH, 0))
+            })
+            .await?;
             if response.status().is_success() {
                 return Ok(DeployOutcome::ChecksumDeployed);
             }
@@ -150,24 +144,22 @@ impl RegistryClient {
             }
         }
 
-        let file = tokio::fs::File::open(request.file)
-            .await
-            .map_err(|source| RegistryError::Read {
-                path: request.file.to_owned(),
-                source,
-            })?;
-        let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
-        let response = self
-            .put(&url, token, request.checksums)
-            .header(CONTENT_LENGTH, request.size)
-            .header(CONTENT_TYPE, "application/octet-stream")
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: display_url.clone(),
-                source,
-            })?;
+        let response = retry::send("deploy", &display_url, || async {
+            // Reopened for every attempt: a streamed body cannot be replayed.
+            let file = tokio::fs::File::open(request.file)
+                .await
+                .map_err(|source| RegistryError::Read {
+                    path: request.file.to_owned(),
+                    source,
+                })?;
+            let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
+            Ok(self
+                .put(&url, token, request.checksums)
+                .header(CONTENT_LENGTH, request.size)
+                .header(CONTENT_TYPE, "application/octet-stream")
+                .body(body))
+        })
+        .await?;
         let status = response.status();
         if status == StatusCode::FORBIDDEN {
             // Lost a race with another deploy of the same path: say what is there now.

@@ -7,6 +7,7 @@
 mod deploy;
 mod error;
 pub mod paths;
+pub mod retry;
 mod token;
 
 use std::time::Duration;
