@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::artifacts::ArtifactStore;
 use crate::cli::{MockRegistryArgs, WorkerArgs};
+use crate::health::HealthState;
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
 use crate::pipeline::aws::AwsJobApi;
 use crate::publish::Publisher;
@@ -33,11 +34,20 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
     let http = crate::registry::http_client().context("could not set up the HTTP client")?;
     let publisher = Publisher::new(args.publisher_settings(), store, http);
+    let settings = args.worker_settings();
+    if let Some(address) = args.metrics_listen {
+        let state = HealthState {
+            metrics: settings.metrics.clone(),
+            max_poll_age: args.health_max_poll_age,
+        };
+        let bound = crate::health::spawn(address, state).await?;
+        tracing::info!(%bound, "serving /metrics and /healthz");
+    }
     tracing::info!(action_type = %action_type, "starting worker");
     Ok(worker::run(
         Arc::new(api),
         Arc::new(publisher),
-        args.worker_settings(),
+        settings,
         shutdown_signal(),
     )
     .await)

@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
+use crate::metrics::Metrics;
 use crate::pipeline::{
     Acknowledgement, FailureType, Job, JobApi, JobApiError, JobError, JobFailure, JobSuccess,
 };
+use crate::progress::{JobStats, LogProgress, Progress};
 use crate::secret::Redactor;
 use crate::worker::JobHandler;
 use crate::worker::backoff::Backoff;
@@ -38,10 +40,28 @@ impl JobEnd {
 }
 
 /// What a job handler gets besides the job itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     /// Knows the job's secrets; the handler adds any it creates (e.g. a registry token).
     pub redactor: Redactor,
+    /// Told about every file the job publishes: logs progress of large uploads and counts
+    /// files and bytes for the job's summary line and the metrics.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("redactor", &self.redactor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the loop hands each job task for observability.
+#[derive(Debug, Clone)]
+pub(crate) struct JobHooks {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) progress_log_min_bytes: u64,
 }
 
 /// Attempts at delivering a result before giving up on a job API that keeps failing.
@@ -52,6 +72,7 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
     handler: Arc<H>,
     job: Job,
     cancel: CancellationToken,
+    hooks: JobHooks,
 ) -> JobEnd {
     let pipeline = &job.data.pipeline;
     let span = tracing::info_span!(
@@ -67,22 +88,32 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
             Ok(Acknowledgement::InProgress) => {}
             Ok(Acknowledgement::NotOurs { status }) => {
                 info!(%status, "job is not ours to run (another worker owns it); dropping it");
+                hooks.metrics.lost_claim();
                 return JobEnd::NotOurs;
             }
             Err(JobApiError::InvalidNonce { .. }) => {
                 info!("job was claimed by another worker (InvalidNonceException); dropping it");
+                hooks.metrics.lost_claim();
                 return JobEnd::NotOurs;
             }
             Err(error) => {
                 warn!(%error, "could not acknowledge the job; CodePipeline will hand it out again");
+                hooks.metrics.result_undelivered();
                 return JobEnd::NotAcknowledged;
             }
         }
         info!("job acknowledged");
+        hooks.metrics.job_claimed();
+        let _in_flight = hooks.metrics.in_flight();
         let started = Instant::now();
         let redactor = job.data.redactor();
+        let stats = Arc::new(JobStats::new(
+            Arc::new(LogProgress::new(hooks.progress_log_min_bytes)),
+            Some(hooks.metrics.clone()),
+        ));
         let context = JobContext {
             redactor: redactor.clone(),
+            progress: stats.clone(),
         };
         let job_id = job.id.clone();
         let mut work =
@@ -103,19 +134,34 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
             }
         };
         let elapsed = started.elapsed();
-        match outcome {
-            Ok(success) => report_success(api.as_ref(), &job_id, success, &redactor, elapsed).await,
+        let end = match outcome {
+            Ok(success) => {
+                report_success(api.as_ref(), &job_id, success, &redactor, elapsed, &stats).await
+            }
             Err(job_error) => {
                 let failure = JobFailure::from_error(&job_error, &redactor);
                 error!(
+                    result = "Failed",
                     failure_type = %failure.failure_type,
                     duration_ms = elapsed.as_millis() as u64,
+                    files = stats.files(),
+                    bytes = stats.bytes(),
                     message = %failure.message,
                     "job failed"
                 );
                 report_failure(api.as_ref(), &job_id, failure).await
             }
+        };
+        let duration = started.elapsed();
+        match end {
+            JobEnd::Succeeded => hooks.metrics.job_succeeded(duration),
+            JobEnd::Failed(failure_type) => hooks.metrics.job_failed(failure_type, duration),
+            JobEnd::ResultNotDelivered | JobEnd::NotAcknowledged => {
+                hooks.metrics.result_undelivered()
+            }
+            JobEnd::NotOurs => hooks.metrics.lost_claim(),
         }
+        end
     }
     .instrument(span)
     .await
@@ -127,6 +173,7 @@ async fn report_success<A: JobApi>(
     success: JobSuccess,
     redactor: &Redactor,
     elapsed: Duration,
+    stats: &JobStats,
 ) -> JobEnd {
     let success = JobSuccess {
         summary: redactor.scrub(&success.summary),
@@ -139,6 +186,8 @@ async fn report_success<A: JobApi>(
             info!(
                 result = "Succeeded",
                 duration_ms = elapsed.as_millis() as u64,
+                files = stats.files(),
+                bytes = stats.bytes(),
                 summary = %success.summary,
                 "job succeeded"
             );

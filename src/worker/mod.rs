@@ -10,7 +10,9 @@
 //! [`backoff`] describes.
 
 pub mod backoff;
+mod heartbeat;
 mod job_task;
+mod metered;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,9 +22,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::metrics::Metrics;
 use crate::pipeline::{Job, JobApi, JobError, JobSuccess};
 use backoff::Backoff;
+use heartbeat::Heartbeat;
 pub use job_task::{JobContext, JobEnd};
+use metered::MeteredJobApi;
 
 /// The work done for one acknowledged job.
 pub trait JobHandler: Send + Sync + 'static {
@@ -49,6 +54,12 @@ pub struct WorkerSettings {
     pub drain_timeout: Duration,
     /// Exit after this many jobs have ended with a result (smoke runs and tests).
     pub max_jobs: Option<u64>,
+    /// While idle, one info line per interval; `Duration::ZERO` turns it off.
+    pub heartbeat_interval: Duration,
+    /// Files at least this large log upload progress every 10 % or 30 s.
+    pub progress_log_min_bytes: u64,
+    /// Where the loop and its jobs count what they do (served by `--metrics-listen`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for WorkerSettings {
@@ -61,6 +72,9 @@ impl Default for WorkerSettings {
             error_max_interval: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(60),
             max_jobs: None,
+            heartbeat_interval: Duration::from_secs(5 * 60),
+            progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -102,6 +116,10 @@ pub async fn run<A: JobApi, H: JobHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> WorkerReport {
     let concurrency = settings.concurrency.max(1);
+    let metrics = settings.metrics.clone();
+    metrics.set_concurrency(concurrency);
+    let api = Arc::new(MeteredJobApi::new(api, metrics.clone()));
+    let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<JobEnd> = JoinSet::new();
     let mut report = WorkerReport::default();
@@ -156,12 +174,17 @@ pub async fn run<A: JobApi, H: JobHandler>(
                         handler.clone(),
                         job,
                         cancel.child_token(),
+                        job_task::JobHooks {
+                            metrics: metrics.clone(),
+                            progress_log_min_bytes: settings.progress_log_min_bytes,
+                        },
                     ));
                 }
                 continue;
             }
             Ok(_) => {
                 errors.reset();
+                heartbeat.idle_poll(&report, tasks.len());
                 idle.next_delay()
             }
             Err(error) if error.is_transient() => {
@@ -193,6 +216,7 @@ pub async fn run<A: JobApi, H: JobHandler>(
     }
 
     drain(&mut tasks, &mut report, &cancel, settings.drain_timeout).await;
+    metrics.set_stopped();
     info!(
         succeeded = report.succeeded,
         failed = report.failed,

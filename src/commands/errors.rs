@@ -1,0 +1,96 @@
+//! Errors at the command-line edge: the chain (`error: …` then `Caused by: …`), then a hint
+//! where a cause is recognised (wrong URL shape, missing permission, region mismatch, bad
+//! credentials, unreachable endpoint).
+
+use std::error::Error as StdError;
+
+/// Renders `error` and its causes, then any hints.
+pub fn render(error: &anyhow::Error) -> String {
+    let chain: Vec<String> = error.chain().map(ToString::to_string).collect();
+    let mut rendered = String::new();
+    for (index, message) in chain.iter().enumerate() {
+        // Some errors repeat their source's message; say it once.
+        if index > 0 && chain[index - 1].ends_with(message.as_str()) {
+            continue;
+        }
+        rendered.push_str(if index == 0 {
+            "error: "
+        } else {
+            "\nCaused by: "
+        });
+        rendered.push_str(message);
+    }
+    for hint in hints(&chain.join("\n")) {
+        rendered.push_str("\nhint: ");
+        rendered.push_str(hint);
+    }
+    rendered
+}
+
+/// Hints for causes recognised in the text of an error chain.
+pub fn hints(text: &str) -> Vec<&'static str> {
+    let rules: [(&[&str], &str); 6] = [
+        (
+            &["AccessDenied", "not authorized to perform"],
+            "the AWS identity lacks a permission: add the action named above to its IAM policy \
+             (check needs codepipeline:ListActionTypes; the worker needs PollForJobs, \
+             AcknowledgeJob, GetJobDetails, PutJobSuccessResult, PutJobFailureResult)",
+        ),
+        (
+            &[
+                "scoped to a valid region",
+                "ActionTypeNotFound",
+                "region mismatch",
+            ],
+            "custom action types and jobs are per region: set AWS_REGION to the region of the \
+             pipeline",
+        ),
+        (
+            &[
+                "UnrecognizedClient",
+                "InvalidClientTokenId",
+                "security token included in the request is invalid",
+                "SignatureDoesNotMatch",
+                "signature we calculated does not match",
+            ],
+            "the AWS credentials were not accepted: check AWS_PROFILE / AWS_ACCESS_KEY_ID and \
+             that temporary credentials have not expired",
+        ),
+        (
+            &["is not a URL", "must be an http(s) URL", "has no host name"],
+            "ArtifactoryHost is the registry's base URL, e.g. https://acme.jfrog.io (a trailing \
+             /artifactory is accepted)",
+        ),
+        (
+            &["no AWS region"],
+            "set AWS_REGION (or a region in the AWS_PROFILE's config)",
+        ),
+        (
+            &[
+                "dispatch failure",
+                "error trying to connect",
+                "Connection refused",
+                "could not reach",
+            ],
+            "the endpoint could not be reached: check the URL, DNS, proxy settings and that the \
+             network allows the connection",
+        ),
+    ];
+    rules
+        .iter()
+        .filter(|(needles, _)| needles.iter().any(|needle| text.contains(needle)))
+        .map(|(_, hint)| *hint)
+        .collect()
+}
+
+/// The chain of a standard error as one string per cause, for matching hints.
+pub fn chain_text(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push('\n');
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
