@@ -29,7 +29,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "PIPELINE_PUBLISHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter: a level (`info`, `debug`, `trace`) or per-module directives.
+    /// Log filter: a level (`info`, `debug`, `trace`) or per-module directives. `publish` and
+    /// `check` print their own results and log only warnings unless this is set.
     #[arg(
         long,
         global = true,

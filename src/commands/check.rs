@@ -95,6 +95,9 @@ pub async fn aws_checks(
             let fix = if code.contains("AccessDenied") || problem.contains("not authorized") {
                 "allow codepipeline:ListActionTypes for this identity (only check needs it; the \
                  worker does not), or run check with a profile that has it"
+            } else if problem.contains("scoped to a valid region") {
+                "the endpoint belongs to another region than AWS_REGION: set AWS_REGION to the \
+                 pipeline's region"
             } else {
                 "check the credentials and network access to CodePipeline in this region"
             };
@@ -150,7 +153,7 @@ where
     match error {
         SdkError::ServiceError(context) => {
             let code = context.err().code().unwrap_or("Unknown").to_owned();
-            let message = context.err().message().unwrap_or("").to_owned();
+            let message = context.err().message().unwrap_or("").trim().to_owned();
             (format!("{code}: {message}"), code)
         }
         other => (inline_chain(other), String::new()),

@@ -29,7 +29,12 @@ pub fn render(error: &anyhow::Error) -> String {
 
 /// Hints for causes recognised in the text of an error chain.
 pub fn hints(text: &str) -> Vec<&'static str> {
-    let rules: [(&[&str], &str); 6] = [
+    let rules: [(&[&str], &str); 7] = [
+        (
+            &["but the input artifact has no revision"],
+            "pass the revision with --revision (publish) or drop {Revision} / {ShortRevision} \
+             from TargetPath",
+        ),
         (
             &["AccessDenied", "not authorized to perform"],
             "the AWS identity lacks a permission: add the action named above to its IAM policy \
@@ -93,4 +98,30 @@ pub fn chain_text(error: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_causes_get_a_hint_and_repeated_messages_are_said_once() {
+        let error = anyhow::anyhow!(
+            "User: arn:aws:iam::1:user/w is not authorized to perform: codepipeline:ListActionTypes"
+        )
+        .context("AccessDeniedException: User: arn:aws:iam::1:user/w is not authorized to perform: codepipeline:ListActionTypes")
+        .context("could not list the action types");
+        let rendered = render(&error);
+        assert_eq!(rendered.matches("Caused by:").count(), 1, "{rendered}");
+        assert!(
+            rendered.contains("hint: the AWS identity lacks a permission"),
+            "{rendered}"
+        );
+        let region = hints(
+            "InvalidSignatureException: Credential should be scoped to a valid region, not 'us-east-2'.",
+        );
+        assert_eq!(region.len(), 1);
+        assert!(region[0].contains("AWS_REGION"));
+        assert!(hints("all fine").is_empty());
+    }
 }
