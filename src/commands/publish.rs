@@ -87,10 +87,7 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
     if args.dry_run {
         match args.output {
             OutputFormat::Text => print!("{}", summary::plan_table(&plan, &client, &format)),
-            OutputFormat::Json => println!(
-                "{}",
-                summary::json(&planned(&plan, &client), plan.items.len())
-            ),
+            OutputFormat::Json => println!("{}", summary::dry_run_json(&planned(&plan, &client))),
         }
         return Ok(EXIT_PUBLISHED);
     }

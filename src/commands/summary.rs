@@ -38,8 +38,21 @@ struct JsonSummary<'a> {
 /// The summary as JSON: `failure` counts the planned files that did not land.
 pub fn json(files: &[SummaryFile], planned: usize) -> String {
     let failure = planned.saturating_sub(files.len());
+    render_json(
+        if failure == 0 { "success" } else { "failure" },
+        files,
+        failure,
+    )
+}
+
+/// The plan in the summary's shape, with status `dry-run` (the totals count planned files).
+pub fn dry_run_json(files: &[SummaryFile]) -> String {
+    render_json("dry-run", files, 0)
+}
+
+fn render_json(status: &'static str, files: &[SummaryFile], failure: usize) -> String {
     let summary = JsonSummary {
-        status: if failure == 0 { "success" } else { "failure" },
+        status,
         totals: Totals {
             success: files.len(),
             failure,

@@ -97,3 +97,23 @@ impl Progress for TerminalProgress {
         bars.total.inc(size.saturating_sub(sent));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_follow_files_and_are_removed_when_done() {
+        let progress = TerminalProgress::new(30, 10);
+        progress.start("big.img", 20);
+        progress.advance("big.img", 20);
+        progress.complete("big.img", 20, DeployOutcome::Uploaded);
+        progress.start("small.txt", 10);
+        progress.complete("small.txt", 10, DeployOutcome::AlreadyPublished);
+        let bars = progress.bars.lock().unwrap();
+        assert!(bars.files.is_empty());
+        assert_eq!(bars.total.position(), 30);
+        drop(bars);
+        progress.finish();
+    }
+}
