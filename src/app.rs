@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::artifacts::ArtifactStore;
 use crate::cli::{MockRegistryArgs, WorkerArgs};
+use crate::health::HealthState;
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
 use crate::pipeline::aws::AwsJobApi;
 use crate::publish::Publisher;
@@ -40,6 +41,14 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
         journal: Some(Arc::new(journal)),
         ..args.worker_settings()
     };
+    if let Some(address) = args.metrics_listen {
+        let state = HealthState {
+            metrics: settings.metrics.clone(),
+            max_poll_age: args.health_max_poll_age,
+        };
+        let bound = crate::health::spawn(address, state).await?;
+        tracing::info!(%bound, "serving /metrics and /healthz");
+    }
     tracing::info!(action_type = %action_type, state_dir = %state_dir.display(), "starting worker");
     Ok(worker::run(
         Arc::new(api),

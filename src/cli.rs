@@ -1,4 +1,8 @@
 //! The command line: every flag has an environment variable; secrets never come from flags.
+//!
+//! The flags of the one-shot commands (`publish`, `check`) are in [`oneshot`].
+
+mod oneshot;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +16,7 @@ use crate::pipeline::config::ConfigPolicy;
 use crate::publish::PublisherSettings;
 use crate::telemetry::LogFormat;
 use crate::worker::WorkerSettings;
+pub use oneshot::{CheckArgs, OutputFormat, PASSWORD_ENV, PublishArgs, RegistryArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,7 +29,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "PIPELINE_PUBLISHER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Log filter: a level (`info`, `debug`, `trace`) or per-module directives.
+    /// Log filter: a level (`info`, `debug`, `trace`) or per-module directives. `publish` and
+    /// `check` print their own results and log only warnings unless this is set.
     #[arg(
         long,
         global = true,
@@ -43,11 +49,15 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Serve the Artifactory-compatible mock registry (for local runs and tests).
     MockRegistry(MockRegistryArgs),
+    /// Publish a zip or a directory once, without CodePipeline, exactly as a job would.
+    Publish(PublishArgs),
+    /// Check the set-up: AWS identity, the action type, the registry, the token, the repository.
+    Check(CheckArgs),
     /// Run a complete local demo: CodePipeline, S3 and registry stand-ins plus the real worker.
     Demo(DemoArgs),
 }
 
-fn duration(value: &str) -> Result<Duration, String> {
+pub(crate) fn duration(value: &str) -> Result<Duration, String> {
     humantime::parse_duration(value).map_err(|error| format!("`{value}`: {error} (e.g. 30s, 5m)"))
 }
 
@@ -56,22 +66,8 @@ fn duration(value: &str) -> Result<Duration, String> {
 /// `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_CODEPIPELINE`, `AWS_ENDPOINT_URL_S3`, ...).
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
-    /// Action category of the custom action type.
-    #[arg(long, env = "PIPELINE_PUBLISHER_CATEGORY", default_value = "Deploy")]
-    pub category: String,
-    /// Action owner (only `Custom` actions can be polled).
-    #[arg(long, env = "PIPELINE_PUBLISHER_OWNER", default_value = "Custom")]
-    pub owner: String,
-    /// Action provider name.
-    #[arg(
-        long,
-        env = "PIPELINE_PUBLISHER_PROVIDER",
-        default_value = "Artifactory"
-    )]
-    pub provider: String,
-    /// Action type version.
-    #[arg(long, env = "PIPELINE_PUBLISHER_ACTION_VERSION", default_value = "1")]
-    pub action_version: String,
+    #[command(flatten)]
+    pub action: ActionTypeArgs,
 
     /// Jobs processed at once.
     #[arg(long, env = "PIPELINE_PUBLISHER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -115,9 +111,44 @@ pub struct WorkerArgs {
     /// Highest expansion ratio of a zip entry over 1 MiB.
     #[arg(long, env = "PIPELINE_PUBLISHER_MAX_COMPRESSION_RATIO", default_value_t = ExtractLimits::default().max_ratio)]
     pub max_compression_ratio: u64,
+
+    /// Serve Prometheus metrics at /metrics and liveness at /healthz on this address
+    /// (e.g. 0.0.0.0:9464); off when unset.
+    #[arg(long, env = "PIPELINE_PUBLISHER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// /healthz answers 503 when no PollForJobs succeeded for this long (unless all slots are busy).
+    #[arg(long, env = "PIPELINE_PUBLISHER_HEALTH_MAX_POLL_AGE", default_value = "3m", value_parser = duration)]
+    pub health_max_poll_age: Duration,
+    /// While idle, log one info line per interval; 0 turns it off.
+    #[arg(long, env = "PIPELINE_PUBLISHER_HEARTBEAT_INTERVAL", default_value = "5m", value_parser = duration)]
+    pub heartbeat_interval: Duration,
+    /// Files at least this large log upload progress every 10 % or 30 s (e.g. 64MiB).
+    #[arg(long, env = "PIPELINE_PUBLISHER_PROGRESS_MIN_SIZE", default_value = "64MiB", value_parser = crate::progress::parse_size)]
+    pub progress_min_size: u64,
 }
 
-impl WorkerArgs {
+/// The custom action type served (worker) or looked for (check).
+#[derive(Debug, Args)]
+pub struct ActionTypeArgs {
+    /// Action category of the custom action type.
+    #[arg(long, env = "PIPELINE_PUBLISHER_CATEGORY", default_value = "Deploy")]
+    pub category: String,
+    /// Action owner (only `Custom` actions can be polled).
+    #[arg(long, env = "PIPELINE_PUBLISHER_OWNER", default_value = "Custom")]
+    pub owner: String,
+    /// Action provider name.
+    #[arg(
+        long,
+        env = "PIPELINE_PUBLISHER_PROVIDER",
+        default_value = "Artifactory"
+    )]
+    pub provider: String,
+    /// Action type version.
+    #[arg(long, env = "PIPELINE_PUBLISHER_ACTION_VERSION", default_value = "1")]
+    pub action_version: String,
+}
+
+impl ActionTypeArgs {
     pub fn action_type(&self) -> ActionTypeId {
         ActionTypeId {
             category: self.category.clone(),
@@ -125,6 +156,12 @@ impl WorkerArgs {
             provider: self.provider.clone(),
             version: self.action_version.clone(),
         }
+    }
+}
+
+impl WorkerArgs {
+    pub fn action_type(&self) -> ActionTypeId {
+        self.action.action_type()
     }
 
     pub fn worker_settings(&self) -> WorkerSettings {
@@ -134,6 +171,8 @@ impl WorkerArgs {
             poll_max_interval: self.poll_max_interval,
             drain_timeout: self.drain_timeout,
             max_jobs: self.max_jobs,
+            heartbeat_interval: self.heartbeat_interval,
+            progress_log_min_bytes: self.progress_min_size,
             ..WorkerSettings::default()
         }
     }

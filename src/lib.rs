@@ -15,14 +15,21 @@
 //! - [`secret`] — secret values and the scrubber that keeps them out of messages.
 //! - [`mock_registry`] and [`sandbox`] — local stand-ins for Artifactory, CodePipeline and S3,
 //!   shared by `demo` and the tests.
+//! - [`metrics`], [`health`], [`progress`] — what an operator sees of a running worker:
+//!   Prometheus counters, `/healthz`, upload progress (bars on a terminal, lines in logs).
+//! - [`commands`] — `publish PATH` and `check`, the one-shot commands.
 //! - [`demo`], [`cli`], [`telemetry`] — the command-line edge.
 
 pub mod app;
 pub mod artifacts;
 pub mod cli;
+pub mod commands;
 pub mod demo;
+pub mod health;
+pub mod metrics;
 pub mod mock_registry;
 pub mod pipeline;
+pub mod progress;
 pub mod publish;
 pub mod registry;
 pub mod sandbox;

@@ -163,7 +163,8 @@ impl JobHandler for Publisher {
             "publishing"
         );
 
-        let published = receipt::execute(&client, &token, &plan).await;
+        let published =
+            receipt::execute_with_progress(&client, &token, &plan, &context.progress).await;
         if let Err(error) = client.revoke_token(&token).await {
             // Short-lived tokens may be non-revocable by server policy; it expires on its own.
             warn!(error = %crate::pipeline::failure::inline_chain(&error), "could not revoke the job's registry token");

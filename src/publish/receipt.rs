@@ -1,10 +1,12 @@
 //! Carrying out a plan, and the receipt that says what landed where.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use tracing::info;
 
 use crate::pipeline::{JobError, JobSuccess};
+use crate::progress::{NoProgress, Progress};
 use crate::publish::plan::PublishPlan;
 use crate::registry::{AccessToken, DeployOutcome, DeployRequest, RegistryClient};
 
@@ -30,8 +32,25 @@ pub async fn execute(
     token: &AccessToken,
     plan: &PublishPlan,
 ) -> Result<Receipt, JobError> {
+    execute_with_progress(
+        client,
+        token,
+        plan,
+        &(Arc::new(NoProgress) as Arc<dyn Progress>),
+    )
+    .await
+}
+
+/// [`execute`], telling `progress` when each file starts, how its bytes go, and when it is done.
+pub async fn execute_with_progress(
+    client: &RegistryClient,
+    token: &AccessToken,
+    plan: &PublishPlan,
+    progress: &Arc<dyn Progress>,
+) -> Result<Receipt, JobError> {
     let mut receipt = Receipt::default();
     for item in &plan.items {
+        progress.start(&item.target_path, item.source.size);
         let request = DeployRequest {
             repo: &plan.repo_key,
             path: &item.target_path,
@@ -41,7 +60,7 @@ pub async fn execute(
             properties: &item.properties,
         };
         let outcome = client
-            .deploy(token, request)
+            .deploy_with_progress(token, request, Some(progress.clone()))
             .await
             .map_err(|source| JobError::Publish {
                 path: item.target_path.clone(),
@@ -49,6 +68,7 @@ pub async fn execute(
                 total: plan.items.len(),
                 source: Box::new(source),
             })?;
+        progress.complete(&item.target_path, item.source.size, outcome);
         let url = client.artifact_url(&plan.repo_key, &item.target_path);
         info!(
             target = %url,

@@ -7,6 +7,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
 
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -14,6 +17,7 @@ use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
 use crate::artifacts::Checksums;
+use crate::progress::Progress;
 use crate::registry::paths::{encode_path, encode_segment, matrix_params};
 use crate::registry::{AccessToken, RegistryClient, RegistryError, retry};
 use crate::secret::ExposeSecret;
@@ -119,6 +123,17 @@ impl RegistryClient {
         token: &AccessToken,
         request: DeployRequest<'_>,
     ) -> Result<DeployOutcome, RegistryError> {
+        self.deploy_with_progress(token, request, None).await
+    }
+
+    /// [`RegistryClient::deploy`], telling `progress` about the bytes of an upload as they
+    /// are handed to the connection.
+    pub async fn deploy_with_progress(
+        &self,
+        token: &AccessToken,
+        request: DeployRequest<'_>,
+        progress: Option<Arc<dyn Progress>>,
+    ) -> Result<DeployOutcome, RegistryError> {
         let display_url = self.artifact_url(request.repo, request.path);
         if let Some(existing) = self.file_info(token, request.repo, request.path).await? {
             return same_content(&existing, request.checksums, &display_url)
@@ -152,7 +167,17 @@ impl RegistryClient {
                     path: request.file.to_owned(),
                     source,
                 })?;
-            let body = reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024));
+            let stream = ReaderStream::with_capacity(file, 256 * 1024);
+            let body = match &progress {
+                Some(progress) => {
+                    let progress = progress.clone();
+                    let target = request.path.to_owned();
+                    reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
+                        progress.advance(&target, chunk.len() as u64);
+                    }))
+                }
+                None => reqwest::Body::wrap_stream(stream),
+            };
             Ok(self
                 .put(&url, token, request.checksums)
                 .header(CONTENT_LENGTH, request.size)

@@ -9,7 +9,6 @@ use serde_json::Value;
 
 use super::Sandbox;
 use super::ids;
-use super::job_ops;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4::{self, AuthorizationError};
 use super::state::CredentialScope;
@@ -90,7 +89,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
 
     let result = authenticate(&sandbox, &parts, &body, &operation)
         .and_then(|()| take_throttle(&sandbox))
-        .and_then(|()| job_ops::dispatch(&sandbox, &operation, &body));
+        .and_then(|()| super::list_action_types::dispatch(&sandbox, &operation, &body));
     sandbox.record_job_call(&operation, job_id.as_deref(), result.as_ref().map(|_| ()));
     match result {
         Ok(value) => json_response(StatusCode::OK, &value),

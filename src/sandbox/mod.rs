@@ -22,11 +22,13 @@ mod job_api;
 mod job_ops;
 mod job_results;
 mod jobs;
+mod list_action_types;
 mod model;
 mod objects;
 mod s3;
 mod sigv4;
 mod state;
+mod sts;
 mod validate;
 
 #[cfg(test)]
@@ -251,6 +253,8 @@ impl Sandbox {
 async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Response {
     if job_api::is_job_api_request(&request) {
         job_api::handle(State(sandbox), request).await
+    } else if sts::is_sts_request(&request) {
+        sts::handle(State(sandbox), request).await
     } else {
         s3::handle(State(sandbox), request).await
     }

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
+use crate::metrics::Metrics;
 use crate::pipeline::failure::inline_chain;
 use crate::pipeline::{
     Acknowledgement, FailureType, Job, JobApi, JobApiError, JobError, JobFailure, JobSuccess,
 };
+use crate::progress::{JobStats, LogProgress, Progress};
 use crate::secret::Redactor;
 use crate::worker::JobHandler;
 use crate::worker::backoff::Backoff;
@@ -41,10 +43,29 @@ impl JobEnd {
 }
 
 /// What a job handler gets besides the job itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JobContext {
     /// Knows the job's secrets; the handler adds any it creates (e.g. a registry token).
     pub redactor: Redactor,
+    /// Told about every file the job publishes: logs progress of large uploads and counts
+    /// files and bytes for the job's summary line and the metrics.
+    pub progress: Arc<dyn Progress>,
+}
+
+impl std::fmt::Debug for JobContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobContext")
+            .field("redactor", &self.redactor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the loop hands each job task for observability and crash recovery.
+#[derive(Debug, Clone)]
+pub(crate) struct JobHooks {
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) progress_log_min_bytes: u64,
+    pub(crate) journal: Option<Arc<Journal>>,
 }
 
 /// Attempts at delivering a result before giving up on a job API that keeps failing.
@@ -67,7 +88,7 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
     handler: Arc<H>,
     job: Job,
     cancel: CancellationToken,
-    journal: Option<Arc<Journal>>,
+    hooks: JobHooks,
 ) -> JobEnd {
     let span = job_span(&job.id, &job.data.pipeline);
     async move {
@@ -75,19 +96,22 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
             Ok(Acknowledgement::InProgress) => {}
             Ok(Acknowledgement::NotOurs { status }) => {
                 info!(%status, "job is not ours to run (another worker owns it); dropping it");
+                hooks.metrics.lost_claim();
                 return JobEnd::NotOurs;
             }
             Err(JobApiError::InvalidNonce { .. }) => {
                 info!("job was claimed by another worker (InvalidNonceException); dropping it");
+                hooks.metrics.lost_claim();
                 return JobEnd::NotOurs;
             }
             Err(error) => {
                 warn!(%error, "could not acknowledge the job; CodePipeline will hand it out again");
+                hooks.metrics.result_undelivered();
                 return JobEnd::NotAcknowledged;
             }
         }
         info!("job acknowledged");
-        if let Some(journal) = &journal {
+        if let Some(journal) = &hooks.journal {
             let entry = JournalEntry {
                 job_id: job.id.clone(),
                 pipeline: job.data.pipeline.pipeline_name.clone(),
@@ -98,8 +122,8 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
                 warn!(error = %inline_chain(&error), "could not journal the job; a crash now would leave it to CodePipeline's timeout");
             }
         }
-        let end = execute_and_report(api, handler, job.clone(), cancel).await;
-        forget_if_answered(journal.as_deref(), &job.id, end);
+        let end = execute_and_report(api, handler, job.clone(), cancel, &hooks).await;
+        forget_if_answered(hooks.journal.as_deref(), &job.id, end);
         end
     }
     .instrument(span)
@@ -113,6 +137,7 @@ pub(crate) async fn recover_job<A: JobApi, H: JobHandler>(
     handler: Arc<H>,
     entry: JournalEntry,
     cancel: CancellationToken,
+    hooks: JobHooks,
     journal: Arc<Journal>,
 ) -> JobEnd {
     let span = tracing::info_span!(
@@ -142,7 +167,7 @@ pub(crate) async fn recover_job<A: JobApi, H: JobHandler>(
             account_id: String::new(),
             data,
         };
-        let end = execute_and_report(api, handler, job, cancel).await;
+        let end = execute_and_report(api, handler, job, cancel, &hooks).await;
         forget_if_answered(Some(&journal), &entry.job_id, end);
         end
     }
@@ -174,11 +199,19 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
     handler: Arc<H>,
     job: Job,
     cancel: CancellationToken,
+    hooks: &JobHooks,
 ) -> JobEnd {
+    hooks.metrics.job_claimed();
+    let _in_flight = hooks.metrics.in_flight();
     let started = Instant::now();
     let redactor = job.data.redactor();
+    let stats = Arc::new(JobStats::new(
+        Arc::new(LogProgress::new(hooks.progress_log_min_bytes)),
+        Some(hooks.metrics.clone()),
+    ));
     let context = JobContext {
         redactor: redactor.clone(),
+        progress: stats.clone(),
     };
     let job_id = job.id.clone();
     let mut work =
@@ -199,19 +232,34 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
         }
     };
     let elapsed = started.elapsed();
-    match outcome {
-        Ok(success) => report_success(api.as_ref(), &job_id, success, &redactor, elapsed).await,
+    let end = match outcome {
+        Ok(success) => {
+            report_success(api.as_ref(), &job_id, success, &redactor, elapsed, &stats).await
+        }
         Err(job_error) => {
             let failure = JobFailure::from_error(&job_error, &redactor);
             error!(
+                result = "Failed",
                 failure_type = %failure.failure_type,
                 duration_ms = elapsed.as_millis() as u64,
+                files = stats.files(),
+                bytes = stats.bytes(),
                 message = %failure.message,
                 "job failed"
             );
             report_failure(api.as_ref(), &job_id, failure).await
         }
+    };
+    let duration = started.elapsed();
+    match end {
+        JobEnd::Succeeded => hooks.metrics.job_succeeded(duration),
+        JobEnd::Failed(failure_type) => hooks.metrics.job_failed(failure_type, duration),
+        JobEnd::ResultNotDelivered | JobEnd::NotAcknowledged | JobEnd::AlreadyEnded => {
+            hooks.metrics.result_undelivered()
+        }
+        JobEnd::NotOurs => hooks.metrics.lost_claim(),
     }
+    end
 }
 
 async fn report_success<A: JobApi>(
@@ -220,6 +268,7 @@ async fn report_success<A: JobApi>(
     success: JobSuccess,
     redactor: &Redactor,
     elapsed: Duration,
+    stats: &JobStats,
 ) -> JobEnd {
     let success = JobSuccess {
         summary: redactor.scrub(&success.summary),
@@ -232,6 +281,8 @@ async fn report_success<A: JobApi>(
             info!(
                 result = "Succeeded",
                 duration_ms = elapsed.as_millis() as u64,
+                files = stats.files(),
+                bytes = stats.bytes(),
                 summary = %success.summary,
                 "job succeeded"
             );

@@ -10,8 +10,10 @@
 //! [`backoff`] describes.
 
 pub mod backoff;
+mod heartbeat;
 mod job_task;
 pub mod journal;
+mod metered;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,9 +23,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::metrics::Metrics;
 use crate::pipeline::{Job, JobApi, JobError, JobSuccess};
 use backoff::Backoff;
+use heartbeat::Heartbeat;
 pub use job_task::{JobContext, JobEnd};
+use metered::MeteredJobApi;
 
 /// The work done for one acknowledged job.
 pub trait JobHandler: Send + Sync + 'static {
@@ -50,6 +55,12 @@ pub struct WorkerSettings {
     pub drain_timeout: Duration,
     /// Exit after this many jobs have ended with a result (smoke runs and tests).
     pub max_jobs: Option<u64>,
+    /// While idle, one info line per interval; `Duration::ZERO` turns it off.
+    pub heartbeat_interval: Duration,
+    /// Files at least this large log upload progress every 10 % or 30 s.
+    pub progress_log_min_bytes: u64,
+    /// Where the loop and its jobs count what they do (served by `--metrics-listen`).
+    pub metrics: Arc<Metrics>,
     /// Where acknowledged jobs are journaled, so a crashed worker ends them on its next start.
     pub journal: Option<Arc<journal::Journal>>,
 }
@@ -64,6 +75,9 @@ impl Default for WorkerSettings {
             error_max_interval: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(60),
             max_jobs: None,
+            heartbeat_interval: Duration::from_secs(5 * 60),
+            progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
+            metrics: Arc::new(Metrics::new()),
             journal: None,
         }
     }
@@ -108,6 +122,15 @@ pub async fn run<A: JobApi, H: JobHandler>(
     shutdown: impl Future<Output = ()>,
 ) -> WorkerReport {
     let concurrency = settings.concurrency.max(1);
+    let metrics = settings.metrics.clone();
+    metrics.set_concurrency(concurrency);
+    let api = Arc::new(MeteredJobApi::new(api, metrics.clone()));
+    let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
+    let hooks = job_task::JobHooks {
+        metrics: metrics.clone(),
+        progress_log_min_bytes: settings.progress_log_min_bytes,
+        journal: settings.journal.clone(),
+    };
     let cancel = CancellationToken::new();
     let mut tasks: JoinSet<JobEnd> = JoinSet::new();
     let mut report = WorkerReport::default();
@@ -129,6 +152,7 @@ pub async fn run<A: JobApi, H: JobHandler>(
                         handler.clone(),
                         entry,
                         cancel.child_token(),
+                        hooks.clone(),
                         journal.clone(),
                     ));
                 }
@@ -186,13 +210,14 @@ pub async fn run<A: JobApi, H: JobHandler>(
                         handler.clone(),
                         job,
                         cancel.child_token(),
-                        settings.journal.clone(),
+                        hooks.clone(),
                     ));
                 }
                 continue;
             }
             Ok(_) => {
                 errors.reset();
+                heartbeat.idle_poll(&report, tasks.len());
                 idle.next_delay()
             }
             Err(error) if error.is_transient() => {
@@ -224,6 +249,7 @@ pub async fn run<A: JobApi, H: JobHandler>(
     }
 
     drain(&mut tasks, &mut report, &cancel, settings.drain_timeout).await;
+    metrics.set_stopped();
     info!(
         succeeded = report.succeeded,
         failed = report.failed,

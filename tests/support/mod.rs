@@ -1,16 +1,81 @@
-//! What the tests that run the worker *binary* share: an isolated AWS home, the command line an
-//! operator would use against the stand-ins, and a minimal firmware job.
+//! Shared by the tests that run the real binary: a clean environment, the worker command line an
+//! operator would use against the stand-ins, a minimal firmware job, and snapshot comparison of
+//! long outputs with files under `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them).
 
-// Each test binary compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
 
 use pipeline_publisher::demo::{
     DEMO_PASSWORD, DEMO_REPO, DEMO_USER, FIRMWARE_EXAMPLE, zip_entries,
 };
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobSpec, Sandbox};
+
+/// Compares `actual` with `tests/snapshots/NAME.txt`.
+pub fn assert_snapshot(name: &str, actual: &str) {
+    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no snapshot {}; run with UPDATE_SNAPSHOTS=1 to create it. Actual:\n{actual}",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+/// The binary with an empty environment (no AWS config files, no IMDS), plus `env`.
+pub fn command(home: &Path, env: &[(&str, &str)]) -> tokio::process::Command {
+    // Empty AWS files, so the SDK neither reads the user's nor warns that they are missing.
+    for file in ["config", "credentials"] {
+        let path = home.join(file);
+        if !path.exists() {
+            std::fs::write(path, "").unwrap();
+        }
+    }
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("AWS_CONFIG_FILE", home.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Runs the command to completion (at most 60 s).
+pub async fn run(mut command: tokio::process::Command, args: &[&str]) -> Output {
+    command.args(args);
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the command finishes within 60 s")
+        .expect("the binary runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
 
 /// A home directory with empty AWS config files, so nothing from the machine leaks in.
 pub fn aws_home() -> tempfile::TempDir {
@@ -30,22 +95,16 @@ pub fn worker_command(
     endpoints: &[(&str, &str)],
 ) -> tokio::process::Command {
     let (access_key_id, secret_access_key) = sandbox.worker_credentials();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_pipeline-publisher"));
+    let mut command = self::command(home, &[]);
     command
         .args(["worker", "--s3-force-path-style"])
         .arg("--state-dir")
         .arg(home.join(format!("state-{name}")))
-        .env_clear()
-        .env("HOME", home)
-        .env("AWS_CONFIG_FILE", home.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", &sandbox.config().region)
         .env("AWS_ACCESS_KEY_ID", access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(std::process::Stdio::piped());
     for (variable, url) in endpoints {
         command.env(variable, url);
     }

@@ -1,0 +1,168 @@
+//! Upload progress: a small trait the upload path calls, and the ways it is shown.
+//!
+//! The publish code calls [`Progress::start`] before each file, [`Progress::advance`] as its
+//! bytes stream out, and [`Progress::complete`] when the registry has it; retry loops call
+//! [`Progress::retrying`]. The caller decides how that looks: [`TerminalProgress`] draws a bar per
+//! large file on a terminal, [`LogProgress`] writes a log line every 10 % or 30 s for large
+//! files, [`JobStats`] counts files and bytes for a job's summary line and the metrics.
+//!
+//! CodePipeline sees progress only as `executionDetails.percentComplete`, which exists only in
+//! `PutJobSuccessResult` (the worker sends 100 with the final result). Reporting intermediate
+//! percentages would mean ending the job with a continuation token, which makes CodePipeline
+//! create a new job: not worth it for progress, so the worker does not.
+
+mod log;
+mod terminal;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing::warn;
+
+pub use log::LogProgress;
+pub use terminal::TerminalProgress;
+
+use crate::metrics::Metrics;
+use crate::registry::DeployOutcome;
+
+/// Files at least this large get a progress bar or progress log lines by default.
+pub const DEFAULT_MIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Callbacks of the upload path. `target` names the file (its path in the repository).
+pub trait Progress: Send + Sync {
+    /// A file of `size` bytes is about to be published.
+    fn start(&self, target: &str, size: u64);
+    /// `bytes` more bytes of the file were handed to the connection.
+    fn advance(&self, target: &str, bytes: u64);
+    /// The registry has the file.
+    fn complete(&self, target: &str, size: u64, outcome: DeployOutcome);
+    /// A request for the file failed transiently and is being retried (`attempt` ≥ 2).
+    fn retrying(&self, target: &str, attempt: u32, reason: &str) {
+        let _ = (target, attempt, reason);
+    }
+}
+
+/// Shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _target: &str, _size: u64) {}
+    fn advance(&self, _target: &str, _bytes: u64) {}
+    fn complete(&self, _target: &str, _size: u64, _outcome: DeployOutcome) {}
+}
+
+/// Counts what one job published (for its summary line and the metrics) and passes every
+/// callback on to `inner`.
+pub struct JobStats {
+    inner: Arc<dyn Progress>,
+    metrics: Option<Arc<Metrics>>,
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl JobStats {
+    pub fn new(inner: Arc<dyn Progress>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            inner,
+            metrics,
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    /// Files in the registry so far, including ones that were already there.
+    pub fn files(&self) -> u64 {
+        self.files.load(Ordering::Relaxed)
+    }
+
+    /// Their bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
+impl Progress for JobStats {
+    fn start(&self, target: &str, size: u64) {
+        self.inner.start(target, size);
+    }
+
+    fn advance(&self, target: &str, bytes: u64) {
+        self.inner.advance(target, bytes);
+    }
+
+    fn complete(&self, target: &str, size: u64, outcome: DeployOutcome) {
+        self.files.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(size, Ordering::Relaxed);
+        if outcome != DeployOutcome::AlreadyPublished
+            && let Some(metrics) = &self.metrics
+        {
+            metrics.file_published(size);
+        }
+        self.inner.complete(target, size, outcome);
+    }
+
+    fn retrying(&self, target: &str, attempt: u32, reason: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.registry_retry();
+        }
+        warn!(target, attempt, reason, "registry request failed; retrying");
+        self.inner.retrying(target, attempt, reason);
+    }
+}
+
+/// Parses a size such as `64MiB`, `1GiB`, `500k` or `1048576` (bytes).
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let trimmed = value.trim();
+    let split = trimmed
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a size (e.g. 64MiB, 1GiB, 1048576)"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => 1024 * 1024,
+        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit (use KiB, MiB or GiB)"
+            ));
+        }
+    };
+    number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("`{value}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_units() {
+        assert_eq!(parse_size("64MiB"), Ok(64 * 1024 * 1024));
+        assert_eq!(parse_size("1048576"), Ok(1024 * 1024));
+        assert_eq!(parse_size("2 GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5 furlongs").is_err());
+    }
+
+    #[test]
+    fn job_stats_count_files_and_publish_metrics_for_new_content_only() {
+        let metrics = Arc::new(Metrics::new());
+        let stats = JobStats::new(Arc::new(NoProgress), Some(metrics.clone()));
+        stats.start("a", 10);
+        stats.advance("a", 10);
+        stats.complete("a", 10, DeployOutcome::Uploaded);
+        stats.complete("b", 5, DeployOutcome::AlreadyPublished);
+        assert_eq!((stats.files(), stats.bytes()), (2, 15));
+        assert!(
+            metrics
+                .render()
+                .contains("pipeline_publisher_published_bytes_total 10\n")
+        );
+    }
+}

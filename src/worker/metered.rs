@@ -1,0 +1,76 @@
+//! A [`JobApi`] wrapper that counts job-API errors and throttling per operation and remembers
+//! the last successful poll (for `/healthz`), so the loop itself needs no metric calls.
+
+use std::sync::Arc;
+
+use crate::metrics::Metrics;
+use crate::pipeline::{Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess};
+
+pub(crate) struct MeteredJobApi<A> {
+    inner: Arc<A>,
+    metrics: Arc<Metrics>,
+}
+
+impl<A> MeteredJobApi<A> {
+    pub(crate) fn new(inner: Arc<A>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    fn observe<T>(&self, operation: &str, result: &Result<T, JobApiError>) {
+        match result {
+            Ok(_) => {}
+            Err(JobApiError::Throttled { .. }) => self.metrics.job_api_throttled(operation),
+            // Losing a race for a job is normal in a fleet: counted as a lost claim, not an error.
+            Err(JobApiError::InvalidNonce { .. }) => {}
+            Err(_) => self.metrics.job_api_error(operation),
+        }
+    }
+}
+
+impl<A: JobApi> JobApi for MeteredJobApi<A> {
+    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+        let result = self.inner.poll_for_jobs(max_batch_size).await;
+        self.observe("PollForJobs", &result);
+        match &result {
+            Ok(_) => self.metrics.poll_succeeded(),
+            Err(error) => self.metrics.poll_failed(&error.to_string()),
+        }
+        result
+    }
+
+    async fn acknowledge_job(
+        &self,
+        job_id: &str,
+        nonce: &str,
+    ) -> Result<Acknowledgement, JobApiError> {
+        let result = self.inner.acknowledge_job(job_id, nonce).await;
+        self.observe("AcknowledgeJob", &result);
+        result
+    }
+
+    async fn get_job_details(&self, job_id: &str) -> Result<JobData, JobApiError> {
+        let result = self.inner.get_job_details(job_id).await;
+        self.observe("GetJobDetails", &result);
+        result
+    }
+
+    async fn put_job_success_result(
+        &self,
+        job_id: &str,
+        success: &JobSuccess,
+    ) -> Result<(), JobApiError> {
+        let result = self.inner.put_job_success_result(job_id, success).await;
+        self.observe("PutJobSuccessResult", &result);
+        result
+    }
+
+    async fn put_job_failure_result(
+        &self,
+        job_id: &str,
+        failure: &JobFailure,
+    ) -> Result<(), JobApiError> {
+        let result = self.inner.put_job_failure_result(job_id, failure).await;
+        self.observe("PutJobFailureResult", &result);
+        result
+    }
+}
