@@ -3,6 +3,7 @@
 //! [`Publisher`] is the worker's [`JobHandler`]. Everything a job writes lives in a private
 //! temporary directory (mode 0700) that is removed when the job ends, however it ends.
 
+pub mod credentials;
 pub mod plan;
 pub mod receipt;
 
@@ -17,6 +18,7 @@ use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigPro
 use crate::pipeline::{Job, JobError, JobSuccess};
 use crate::registry::RegistryClient;
 use crate::worker::{JobContext, JobHandler};
+use credentials::JobCredentials;
 pub use plan::{PublishItem, PublishPlan};
 pub use receipt::{PublishedFile, Receipt};
 
@@ -97,6 +99,11 @@ impl JobHandler for Publisher {
         }
 
         let workspace = self.workspace()?;
+        let credentials = JobCredentials::new(
+            data.artifact_credentials.clone(),
+            context.details.clone(),
+            context.redactor.clone(),
+        );
         let mut extracted = Vec::with_capacity(data.input_artifacts.len());
         for (index, artifact) in data.input_artifacts.iter().enumerate() {
             let archive = workspace.path().join(format!("artifact-{index}.zip"));
@@ -105,7 +112,7 @@ impl JobHandler for Publisher {
                 .store
                 .download(
                     artifact,
-                    data.artifact_credentials.as_ref(),
+                    credentials.current().await.as_ref(),
                     data.pipeline.region(),
                     &archive,
                 )

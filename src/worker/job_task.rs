@@ -12,7 +12,8 @@ use tracing::{Instrument, error, info, warn};
 use crate::metrics::Metrics;
 use crate::pipeline::failure::inline_chain;
 use crate::pipeline::{
-    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobError, JobFailure, JobSuccess,
+    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobData, JobError, JobFailure,
+    JobSuccess,
 };
 use crate::progress::{JobStats, LogProgress, Progress};
 use crate::secret::Redactor;
@@ -42,6 +43,26 @@ impl JobEnd {
     }
 }
 
+/// Fetches the job's current data — above all fresh `artifactCredentials`, which last about
+/// 15 minutes — through `GetJobDetails`.
+pub trait JobDetailsSource: Send + Sync {
+    fn job_details(&self) -> BoxFuture<'_, Result<JobData, JobApiError>>;
+}
+
+/// A boxed, sendable future, so the job API's details call can sit behind a trait object.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+struct ApiJobDetails<A> {
+    api: Arc<A>,
+    job_id: String,
+}
+
+impl<A: JobApi> JobDetailsSource for ApiJobDetails<A> {
+    fn job_details(&self) -> BoxFuture<'_, Result<JobData, JobApiError>> {
+        Box::pin(self.api.get_job_details(&self.job_id))
+    }
+}
+
 /// What a job handler gets besides the job itself.
 #[derive(Clone)]
 pub struct JobContext {
@@ -50,6 +71,8 @@ pub struct JobContext {
     /// Told about every file the job publishes: logs progress of large uploads and counts
     /// files and bytes for the job's summary line and the metrics.
     pub progress: Arc<dyn Progress>,
+    /// Where fresh job data (renewed artifact credentials) comes from during long jobs.
+    pub details: Arc<dyn JobDetailsSource>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -212,6 +235,10 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
     let context = JobContext {
         redactor: redactor.clone(),
         progress: stats.clone(),
+        details: Arc::new(ApiJobDetails {
+            api: api.clone(),
+            job_id: job.id.clone(),
+        }),
     };
     let job_id = job.id.clone();
     let mut work =

@@ -27,7 +27,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{Job, JobApi, JobError, JobSuccess};
 use backoff::Backoff;
 use heartbeat::Heartbeat;
-pub use job_task::{JobContext, JobEnd};
+pub use job_task::{BoxFuture, JobContext, JobDetailsSource, JobEnd};
 use metered::MeteredJobApi;
 
 /// The work done for one acknowledged job.
