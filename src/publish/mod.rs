@@ -146,7 +146,8 @@ impl JobHandler for Publisher {
         }
 
         let plan = PublishPlan::generic(&config, data, extracted);
-        let client = RegistryClient::new(self.http.clone(), config.host.clone());
+        let client = RegistryClient::new(self.http.clone(), config.host.clone())
+            .with_observer(context.progress.clone());
         let description = format!(
             "pipeline-publisher: {} / {}",
             data.pipeline.pipeline_name, data.pipeline.execution_id

@@ -19,7 +19,7 @@ use tokio_util::io::ReaderStream;
 use crate::artifacts::Checksums;
 use crate::progress::Progress;
 use crate::registry::paths::{encode_path, encode_segment, matrix_params};
-use crate::registry::{AccessToken, RegistryClient, RegistryError, retry};
+use crate::registry::{AccessToken, RegistryClient, RegistryError};
 use crate::secret::ExposeSecret;
 
 /// Files at least this large are first offered by checksum only (as JFrog CLI does).
@@ -87,13 +87,14 @@ impl RegistryClient {
             encode_segment(repo),
             encode_path(path)
         ));
-        let response = retry::send("file info", &url, || async {
-            Ok(self
-                .http()
-                .get(&url)
-                .bearer_auth(token.token.expose_secret()))
-        })
-        .await?;
+        let response = self
+            .send_with_retries("file info", &url, || async {
+                Ok(self
+                    .http()
+                    .get(&url)
+                    .bearer_auth(token.token.expose_secret()))
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -142,13 +143,14 @@ impl RegistryClient {
         let url = format!("{display_url}{}", matrix_params(request.properties));
 
         if request.size >= CHECKSUM_DEPLOY_MIN_BYTES {
-            let response = retry::send("checksum deploy", &display_url, || async {
-                Ok(self
-                    .put(&url, token, request.checksums)
-                    .header("X-Checksum-Deploy", "true")
-                    .header(CONTENT_LENGTH, 0))
-            })
-            .await?;
+            let response = self
+                .send_with_retries("checksum deploy", &display_url, || async {
+                    Ok(self
+                        .put(&url, token, request.checksums)
+                        .header("X-Checksum-Deploy", "true")
+                        .header(CONTENT_LENGTH, 0))
+                })
+                .await?;
             if response.status().is_success() {
                 return Ok(DeployOutcome::ChecksumDeployed);
             }
@@ -159,32 +161,33 @@ impl RegistryClient {
             }
         }
 
-        let response = retry::send("deploy", &display_url, || async {
-            // Reopened for every attempt: a streamed body cannot be replayed.
-            let file = tokio::fs::File::open(request.file)
-                .await
-                .map_err(|source| RegistryError::Read {
-                    path: request.file.to_owned(),
-                    source,
-                })?;
-            let stream = ReaderStream::with_capacity(file, 256 * 1024);
-            let body = match &progress {
-                Some(progress) => {
-                    let progress = progress.clone();
-                    let target = request.path.to_owned();
-                    reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
-                        progress.advance(&target, chunk.len() as u64);
-                    }))
-                }
-                None => reqwest::Body::wrap_stream(stream),
-            };
-            Ok(self
-                .put(&url, token, request.checksums)
-                .header(CONTENT_LENGTH, request.size)
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .body(body))
-        })
-        .await?;
+        let response = self
+            .send_with_retries("deploy", &display_url, || async {
+                // Reopened for every attempt: a streamed body cannot be replayed.
+                let file = tokio::fs::File::open(request.file)
+                    .await
+                    .map_err(|source| RegistryError::Read {
+                        path: request.file.to_owned(),
+                        source,
+                    })?;
+                let stream = ReaderStream::with_capacity(file, 256 * 1024);
+                let body = match &progress {
+                    Some(progress) => {
+                        let progress = progress.clone();
+                        let target = request.path.to_owned();
+                        reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
+                            progress.advance(&target, chunk.len() as u64);
+                        }))
+                    }
+                    None => reqwest::Body::wrap_stream(stream),
+                };
+                Ok(self
+                    .put(&url, token, request.checksums)
+                    .header(CONTENT_LENGTH, request.size)
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(body))
+            })
+            .await?;
         let status = response.status();
         if status == StatusCode::FORBIDDEN {
             // Lost a race with another deploy of the same path: say what is there now.

@@ -10,9 +10,12 @@ pub mod paths;
 pub mod retry;
 mod token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
+
+use crate::progress::Progress;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
@@ -32,15 +35,49 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// One registry, addressed by its base URL (e.g. `https://acme.jfrog.io`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
+    /// Told about every retry, for the job's logs and the retry metric.
+    observer: Option<Arc<dyn Progress>>,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RegistryClient {
     pub fn new(http: reqwest::Client, base: Url) -> Self {
-        Self { http, base }
+        Self {
+            http,
+            base,
+            observer: None,
+        }
+    }
+
+    /// Reports retries to `observer` (the job's progress, which counts them in the metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn Progress>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Sends a request under the [`retry`] policy; `build` makes it anew for each attempt.
+    pub(crate) async fn send_with_retries<F, Fut>(
+        &self,
+        operation: &'static str,
+        url: &str,
+        build: F,
+    ) -> Result<reqwest::Response, RegistryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<reqwest::RequestBuilder, RegistryError>>,
+    {
+        retry::send(operation, url, self.observer.as_deref(), build).await
     }
 
     pub fn base(&self) -> &Url {

@@ -15,6 +15,7 @@ use reqwest::StatusCode;
 use tracing::warn;
 
 use crate::pipeline::failure::inline_chain;
+use crate::progress::Progress;
 use crate::registry::RegistryError;
 use crate::worker::backoff::Backoff;
 
@@ -45,6 +46,7 @@ pub fn is_transient_transport(error: &reqwest::Error) -> bool {
 pub async fn send<F, Fut>(
     operation: &'static str,
     url: &str,
+    observer: Option<&dyn Progress>,
     mut build: F,
 ) -> Result<reqwest::Response, RegistryError>
 where
@@ -60,11 +62,17 @@ where
             Ok(response) if is_transient_status(response.status()) && !last_attempt => {
                 let delay = retry_after(response).unwrap_or_else(|| backoff.next_delay());
                 warn!(operation, url, status = %response.status(), attempt, retry_in_ms = delay.as_millis() as u64, "registry answered with a transient error; retrying");
+                if let Some(observer) = observer {
+                    observer.retrying(url, attempt, response.status().as_str());
+                }
                 delay
             }
             Err(error) if is_transient_transport(error) && !last_attempt => {
                 let delay = backoff.next_delay();
                 warn!(operation, url, error = %inline_chain(error), attempt, retry_in_ms = delay.as_millis() as u64, "registry request failed; retrying");
+                if let Some(observer) = observer {
+                    observer.retrying(url, attempt, "transport error");
+                }
                 delay
             }
             _ => {

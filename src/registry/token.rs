@@ -11,7 +11,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
-use crate::registry::{RegistryClient, RegistryError, retry};
+use crate::registry::{RegistryClient, RegistryError};
 use crate::secret::{ExposeSecret, MASK, SecretString};
 
 /// Which API minted a token, and so which one revokes it.
@@ -68,14 +68,15 @@ impl RegistryClient {
             "refreshable": false,
             "description": description,
         });
-        let response = retry::send("create access token", &url, || async {
-            Ok(self
-                .http()
-                .post(&url)
-                .basic_auth(user_name, Some(password.expose_secret()))
-                .json(&body))
-        })
-        .await?;
+        let response = self
+            .send_with_retries("create access token", &url, || async {
+                Ok(self
+                    .http()
+                    .post(&url)
+                    .basic_auth(user_name, Some(password.expose_secret()))
+                    .json(&body))
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             tracing::info!("the registry has no Access token API; using the legacy token API");
             return self
@@ -95,14 +96,15 @@ impl RegistryClient {
         let url = self.url("artifactory/api/security/token");
         // No scope: the legacy API then grants the user's own permissions.
         let form = [("username", user_name), ("expires_in", expires_in)];
-        let response = retry::send("create legacy token", &url, || async {
-            Ok(self
-                .http()
-                .post(&url)
-                .basic_auth(user_name, Some(password.expose_secret()))
-                .form(&form))
-        })
-        .await?;
+        let response = self
+            .send_with_retries("create legacy token", &url, || async {
+                Ok(self
+                    .http()
+                    .post(&url)
+                    .basic_auth(user_name, Some(password.expose_secret()))
+                    .form(&form))
+            })
+            .await?;
         self.parse_token("create legacy token", response, TokenApi::Legacy)
             .await
     }
