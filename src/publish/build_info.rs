@@ -50,6 +50,7 @@ pub fn document(
                         "type": artifact_type(name),
                         "name": name,
                         "path": file.target_path,
+                        "originalDeploymentRepo": file.repo,
                         "sha1": file.checksums.sha1,
                         "sha256": file.checksums.sha256,
                         "md5": file.checksums.md5,

@@ -27,6 +27,7 @@ pub fn receipt_json(
             json!({
                 "artifact": file.artifact_name,
                 "sourcePath": file.source_path,
+                "repo": file.repo,
                 "targetPath": file.target_path,
                 "targetUrl": file.url,
                 "size": file.size,

@@ -65,6 +65,8 @@ pub struct PublishItem {
     pub package: Package,
     /// Set for npm packages.
     pub npm: Option<NpmOptions>,
+    /// The repository: `RepoKey`, or the first segment of a file-spec entry's target.
+    pub repo: String,
     /// Path inside the repository, `/`-separated, unencoded. For npm and PyPI this is where
     /// the registry is expected to store the file; the receipt records where it did.
     pub target_path: String,
@@ -320,9 +322,12 @@ impl Planner<'_> {
             }
         }
         let name = file_name(&source_path).to_owned();
+        let (repo, path_template) = self.repository(entry).map_err(wrap)?;
         let mut npm = None;
         let target_path = match &candidate.package {
-            Package::Generic => self.target(entry, &candidate, &source_path).map_err(wrap)?,
+            Package::Generic => self
+                .target(path_template.as_deref(), entry, &candidate, &source_path)
+                .map_err(wrap)?,
             Package::Debian(control) => {
                 let single = |key: &str| {
                     properties
@@ -344,10 +349,22 @@ impl Planner<'_> {
                     "deb.architecture".into(),
                     vec![control.architecture.clone()],
                 );
-                match entry.and_then(|entry| entry.target.as_ref()) {
-                    Some(_) => self.target(entry, &candidate, &source_path).map_err(wrap)?,
+                match path_template.as_deref() {
+                    Some(template) => self
+                        .target(Some(template), entry, &candidate, &source_path)
+                        .map_err(wrap)?,
                     None => debian::pool_path(&component, &control.package, &name),
                 }
+            }
+            Package::Npm(_) | Package::Pypi(_)
+                if path_template
+                    .as_deref()
+                    .is_some_and(|path| !path.is_empty()) =>
+            {
+                return Err(wrap(format!(
+                    "npm and PyPI registries decide where a package goes; give only the \
+                     repository as the spec's target (`{repo}`), not a path"
+                )));
             }
             Package::Npm(manifest) => {
                 let tag = npm_format::dist_tag(manifest, self.settings.npm_tag.as_deref())
@@ -367,15 +384,45 @@ impl Planner<'_> {
             artifact_name: self.artifact.name.clone(),
             package: candidate.package,
             npm,
+            repo,
             target_path,
             properties,
         })
     }
 
-    /// A generic target: the spec entry's (captures and placeholders filled; a trailing `/`
-    /// makes it a folder), else `TargetPath` + the file's path.
+    /// The repository and path template of a spec entry's `repository/path` target; without
+    /// one, `RepoKey` and no template (the default layout of the format).
+    fn repository(&self, entry: Option<&SpecEntry>) -> Result<(String, Option<String>), String> {
+        let Some(target) = entry.and_then(|entry| entry.target.as_deref()) else {
+            return Ok((self.config.repo_key.clone(), None));
+        };
+        let (repo, path) = target
+            .trim_start_matches('/')
+            .split_once('/')
+            .unwrap_or((target, ""));
+        let valid = !repo.is_empty()
+            && !repo.starts_with('.')
+            && repo
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(format!(
+                "the spec's target `{target}` must start with a repository key, as in JFrog CLI: \
+                 `firmware-local/nestbox-cam/` (or just `npm-local` for npm and PyPI)"
+            ));
+        }
+        // `repo/` is the repository's root: an empty template, unlike no template at all.
+        Ok((
+            repo.to_owned(),
+            target.contains('/').then(|| path.to_owned()),
+        ))
+    }
+
+    /// A generic target: the spec entry's path `template` (captures and placeholders filled;
+    /// a trailing `/` makes it a folder), else `TargetPath` + the file's path.
     fn target(
         &self,
+        template: Option<&str>,
         entry: Option<&SpecEntry>,
         candidate: &Candidate,
         source_path: &str,
@@ -386,13 +433,13 @@ impl Planner<'_> {
         } else {
             source_path
         };
-        let Some(template) = entry.and_then(|entry| entry.target.as_deref()) else {
+        let Some(template) = template else {
             return Ok(join_path(&self.prefix, tail));
         };
         let filled = fill_captures(template, &candidate.captures);
         let expanded = expand_target_path(&filled, self.data)
             .map_err(|problem| format!("its target {problem}"))?;
-        Ok(if filled.ends_with('/') {
+        Ok(if filled.ends_with('/') || filled.is_empty() {
             join_path(&expanded, tail)
         } else {
             expanded

@@ -22,6 +22,8 @@ pub struct PublishedFile {
     pub artifact_name: String,
     /// Its path inside the artifact (for a packed npm directory, the directory).
     pub source_path: String,
+    /// The repository it is in.
+    pub repo: String,
     /// Where it is in the repository.
     pub target_path: String,
     /// Where it can be fetched (npm: the tarball; PyPI: the project's simple-index page).
@@ -48,14 +50,15 @@ pub async fn execute(
 ) -> Result<Receipt, JobError> {
     let mut receipt = Receipt::default();
     for item in &plan.items {
-        let published = publish_item(client, token, plan, item)
-            .await
-            .map_err(|source| JobError::Publish {
-                path: item.target_path.clone(),
-                published: receipt.files.len(),
-                total: plan.items.len(),
-                source: Box::new(source),
-            })?;
+        let published =
+            publish_item(client, token, item)
+                .await
+                .map_err(|source| JobError::Publish {
+                    path: item.target_path.clone(),
+                    published: receipt.files.len(),
+                    total: plan.items.len(),
+                    source: Box::new(source),
+                })?;
         info!(
             target = %published.url,
             format = published.format.as_str(),
@@ -71,10 +74,9 @@ pub async fn execute(
 async fn publish_item(
     client: &RegistryClient,
     token: &AccessToken,
-    plan: &PublishPlan,
     item: &PublishItem,
 ) -> Result<PublishedFile, RegistryError> {
-    let repo = plan.repo_key.as_str();
+    let repo = item.repo.as_str();
     let source = &item.source;
     let (outcome, url) = match &item.package {
         Package::Generic | Package::Debian(_) => {
@@ -132,6 +134,7 @@ async fn publish_item(
     Ok(PublishedFile {
         artifact_name: item.artifact_name.clone(),
         source_path: source.relative_path.clone(),
+        repo: item.repo.clone(),
         target_path,
         url,
         size: source.size,

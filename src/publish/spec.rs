@@ -5,7 +5,7 @@
 //! ```json
 //! { "settings": { "buildName": "nestbox", "npmTag": "next",
 //!                 "debianDistribution": "bookworm", "debianComponent": "main" },
-//!   "files": [ { "pattern": "firmware/(*).img", "target": "nestbox-cam/{1}/",
+//!   "files": [ { "pattern": "firmware/(*).img", "target": "firmware-local/nestbox-cam/{1}/",
 //!                "props": "board=rpi-zero-2w", "type": "generic", "flat": true,
 //!                "exclusions": ["*.tmp"] } ] }
 //! ```
@@ -72,8 +72,9 @@ pub struct SpecEntry {
     pub pattern_text: String,
     pattern: Pattern,
     exclusions: Vec<Pattern>,
-    /// Path in the repository; a trailing `/` makes it a folder. May use `{1}`… and the
-    /// `TargetPath` placeholders.
+    /// `repository/path`, as in JFrog CLI; a trailing `/` makes the path a folder. May use
+    /// `{1}`… and the `TargetPath` placeholders. For npm and PyPI only the repository counts
+    /// (their registry API decides the path). `None`: `RepoKey` and `TargetPath`.
     pub target: Option<String>,
     pub props: BTreeMap<String, Vec<String>>,
     /// `None`: the action's `TypeOfArtifact`.
@@ -140,13 +141,6 @@ pub fn parse(bytes: &[u8]) -> Result<PublishSpec, String> {
                 ))
             })?),
         };
-        if entry.target.is_some() && matches!(kind, Some(ArtifactType::Npm | ArtifactType::Pypi)) {
-            return Err(at(
-                "\"target\" cannot be used with type npm or pypi: their registry API decides \
-                 where packages go; remove it"
-                    .into(),
-            ));
-        }
         let flat = match entry.flat {
             None => false,
             Some(Flag::Bool(flat)) => flat,
@@ -200,7 +194,7 @@ mod tests {
     fn a_spec_parses_with_jfrog_style_flags_and_captures() {
         let spec = parse(
             br#"{"settings":{"npmTag":"next"},"files":[
-                {"pattern":"fw/(*).img","target":"cam/{1}/","flat":"true","exclusions":["*-debug.img"]},
+                {"pattern":"fw/(*).img","target":"fw-local/cam/{1}/","flat":"true","exclusions":["*-debug.img"]},
                 {"pattern":"agent/*.deb","type":"debian","props":"team=cams"}]}"#,
         )
         .unwrap();
@@ -233,6 +227,5 @@ mod tests {
                 "{escaping}: {error}"
             );
         }
-        assert!(parse(br#"{"files":[{"pattern":"*.tgz","type":"npm","target":"x/"}]}"#).is_err());
     }
 }
