@@ -229,7 +229,8 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
         "ftp://registry.example".into(),
     );
     let broken_job = environment.queue_job("nestbox-firmware", broken, vec![artifact]);
-    let (agent_job, receipt_location) = queue_camera_agent_job(&environment, revision)?;
+    let agent_revision = "4b7d0c9e2a1f3e5d6c8b9a0f1e2d3c4b5a697887";
+    let (agent_job, receipt_location) = queue_camera_agent_job(&environment, agent_revision)?;
     println!(
         "Queued job {good_job} (firmware 2.4.1), job {broken_job} (broken configuration) and job \
          {agent_job} (firmware + camera agent as npm, Debian and Python packages, by file spec)."

@@ -4,7 +4,7 @@
 //! [`Publisher`] is the worker's [`JobHandler`]. Everything a job writes lives in a private
 //! temporary directory (mode 0700) that is removed when the job ends, however it ends.
 //!
-//! Map: `plan` (what goes where) · `detect` (what each file is) · `spec` (the file spec) ·
+//! Map: `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
 //! `pattern` (wildcards) · `formats` (npm, Debian, Python metadata; npm packing) · `receipt`
 //! (carrying the plan out) · `build_info` · `output` (`publish-receipt.json`) · `summary` (the
 //! success result).
@@ -14,6 +14,7 @@ pub mod detect;
 pub mod formats;
 pub mod output;
 pub mod pattern;
+mod placement;
 pub mod plan;
 pub mod receipt;
 pub mod spec;
