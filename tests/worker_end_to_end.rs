@@ -92,10 +92,27 @@ async fn publishes_the_firmware_build_with_checksums_properties_and_a_revoked_to
     };
     let summary = summary.unwrap();
     assert!(summary.starts_with("Published 3 files"), "{summary}");
-    assert_eq!(
-        external_execution_id.as_deref(),
-        Some("nestbox-cam/9c1e5a2")
+    // The console links the execution to the build in the registry's UI.
+    let build_number = output_variables["BuildNumber"].clone();
+    assert_eq!(output_variables["BuildName"], "nestbox-firmware");
+    let external_execution_id = external_execution_id.unwrap();
+    assert!(
+        external_execution_id.starts_with(&format!("nestbox-firmware/{build_number}/"))
+            && external_execution_id.ends_with("/published?buildRepo=artifactory-build-info"),
+        "{external_execution_id}"
     );
+    let build = environment
+        .registry
+        .registry
+        .build_info("nestbox-firmware", &build_number)
+        .expect("build info was published");
+    let published_in_build: usize = build["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|module| module["artifacts"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(published_in_build, 3, "{build}");
     assert_eq!(output_variables["PublishedCount"], "3");
     assert_eq!(output_variables["RepoKey"], DEMO_REPO);
     assert_eq!(output_variables["TargetPath"], "nestbox-cam/9c1e5a2");
@@ -115,6 +132,8 @@ async fn publishes_the_firmware_build_with_checksums_properties_and_a_revoked_to
         assert!(!property("codepipeline.action").is_empty());
         assert!(!property("codepipeline.execution").is_empty());
         assert_eq!(property("vcs.revision"), [REVISION]);
+        assert_eq!(property("build.name"), ["nestbox-firmware"]);
+        assert_eq!(property("build.number"), property("codepipeline.execution"));
         assert_eq!(property("board"), ["rpi-zero-2w"]);
         assert_eq!(property("channel"), ["stable"]);
     }

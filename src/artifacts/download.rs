@@ -68,7 +68,7 @@ impl ArtifactStore {
         }
     }
 
-    fn client(
+    pub(super) fn client(
         &self,
         credentials: &ArtifactCredentials,
         region: Option<&str>,

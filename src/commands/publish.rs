@@ -15,7 +15,7 @@ use crate::pipeline::failure::{inline_chain, render_chain};
 use crate::pipeline::job::{Artifact, PipelineContext};
 use crate::pipeline::{JobError, properties};
 use crate::progress::{LogProgress, Progress, TerminalProgress};
-use crate::publish::{PublishPlan, receipt};
+use crate::publish::{ExtractedArtifact, PublishPlan, receipt};
 use crate::registry::{DeployOutcome, RegistryClient};
 use crate::secret::SecretString;
 
@@ -78,7 +78,20 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_NOTHING_TO_PUBLISH);
     }
-    let plan = PublishPlan::generic(&config, &data, vec![(artifact, files)]);
+    // A directory is published in place; a zip was extracted into the scratch directory.
+    let root = if args.path.is_dir() {
+        args.path.clone()
+    } else {
+        scratch.path().join("extracted")
+    };
+    let extracted = [ExtractedArtifact {
+        artifact,
+        root,
+        files,
+    }];
+    let plan = PublishPlan::build(&config, &data, &extracted, &scratch.path().join("packed"))
+        .map_err(|(artifact, source)| JobError::Plan { artifact, source })
+        .context("could not plan the publish")?;
     let client = RegistryClient::new(
         crate::registry::http_client().context("could not set up the HTTP client")?,
         config.host.clone(),

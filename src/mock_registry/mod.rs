@@ -35,6 +35,7 @@ mod paths;
 mod persisted;
 mod pypi_index;
 mod pypi_upload;
+mod set_properties;
 mod staging;
 mod storage;
 mod store;
@@ -212,7 +213,7 @@ impl MockRegistry {
             )
             .route(
                 "/artifactory/api/storage/{*item}",
-                get(storage::storage_info),
+                get(storage::storage_info).put(set_properties::set_item_properties),
             )
             .route(
                 "/artifactory/api/search/checksum",

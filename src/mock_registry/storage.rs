@@ -29,7 +29,7 @@ pub(super) fn check_read_access(shared: &Shared, caller: &Caller) -> Result<(), 
 
 /// The item named by the request path after `prefix`; `api/...` paths that reach here are
 /// unknown API endpoints.
-fn item_after(uri: &Uri, prefix: &str) -> Result<ItemPath, ApiError> {
+pub(super) fn item_after(uri: &Uri, prefix: &str) -> Result<ItemPath, ApiError> {
     let raw = uri.path().strip_prefix(prefix).unwrap_or_default();
     let item = parse_item_path(raw)?;
     if item.repo == "api" {

@@ -283,6 +283,23 @@ impl Store {
         }
     }
 
+    /// Adds `properties` to the file at `repo`/`path` (a key already there is replaced);
+    /// `false` when there is no such file.
+    pub(super) fn add_properties(&self, repo: &str, path: &str, properties: Properties) -> bool {
+        let mut metadata = lock(&self.metadata);
+        match metadata
+            .repositories
+            .get_mut(repo)
+            .and_then(|files| files.get_mut(path))
+        {
+            Some(record) => {
+                record.properties.extend(properties);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Writes `metadata.json` atomically (temporary file, fsync, rename).
     pub(super) async fn persist(&self) -> std::io::Result<()> {
         let _writer = self.persist_lock.lock().await;

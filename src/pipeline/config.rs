@@ -10,8 +10,8 @@ use url::Url;
 
 use crate::pipeline::job::JobData;
 use crate::pipeline::properties::{
-    ARTIFACTORY_HOST, EMAIL_ADDRESS, PASSWORD, PROPERTIES, REPO_KEY, TARGET_PATH, TYPE_OF_ARTIFACT,
-    USER_NAME,
+    ARTIFACTORY_HOST, EMAIL_ADDRESS, PASSWORD, PROPERTIES, PUBLISH_SPEC, REPO_KEY, TARGET_PATH,
+    TYPE_OF_ARTIFACT, USER_NAME,
 };
 use crate::secret::SecretString;
 
@@ -27,10 +27,39 @@ pub struct ConfigPolicy {
     pub allow_insecure_http: bool,
 }
 
+/// Where the file spec is looked for in each input artifact when `PublishSpec` is empty.
+pub const DEFAULT_PUBLISH_SPEC: &str = "publish-spec.json";
+
 /// The package format of the files to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArtifactType {
+    /// Every file as it is, under `TargetPath`.
     Generic,
+    /// npm packages: `npm pack` tarballs and directories with a `package.json`.
+    Npm,
+    /// `.deb` packages, into the repository's pool with `deb.*` properties.
+    Debian,
+    /// Wheels and sdists, through the legacy upload API.
+    Pypi,
+    /// Decided per file: npm, Debian and Python packages by their content, the rest generic.
+    Auto,
+}
+
+impl ArtifactType {
+    /// The names `TypeOfArtifact` and a file spec's `type` accept.
+    pub const NAMES: &'static str = "generic, npm, debian, pypi or auto";
+
+    /// Parses a type name, ignoring case.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "generic" => Some(Self::Generic),
+            "npm" => Some(Self::Npm),
+            "debian" | "deb" => Some(Self::Debian),
+            "pypi" | "python" => Some(Self::Pypi),
+            "auto" => Some(Self::Auto),
+            _ => None,
+        }
+    }
 }
 
 /// The parsed, validated configuration of one job.
@@ -47,6 +76,8 @@ pub struct ActionConfig {
     pub target_path: String,
     /// User properties for every deployed file; a key may carry several values.
     pub properties: BTreeMap<String, Vec<String>>,
+    /// Path of the file spec inside each input artifact (`/`-separated, relative).
+    pub publish_spec: String,
 }
 
 impl fmt::Debug for ActionConfig {
@@ -59,6 +90,7 @@ impl fmt::Debug for ActionConfig {
             .field("artifact_type", &self.artifact_type)
             .field("target_path", &self.target_path)
             .field("properties", &self.properties)
+            .field("publish_spec", &self.publish_spec)
             .finish()
     }
 }
@@ -162,23 +194,18 @@ impl ActionConfig {
             }
         };
 
-        let artifact_type = match optional(data, TYPE_OF_ARTIFACT).map(str::to_ascii_lowercase) {
+        let artifact_type = match optional(data, TYPE_OF_ARTIFACT) {
             None => Some(ArtifactType::Generic),
-            Some(kind) if kind == "generic" => Some(ArtifactType::Generic),
-            Some(kind) if matches!(kind.as_str(), "npm" | "debian" | "pypi" | "auto") => {
-                problems.add(
-                    TYPE_OF_ARTIFACT,
-                    format!("`{kind}` is not supported by this worker version yet; use `generic`"),
-                );
-                None
-            }
-            Some(kind) => {
-                problems.add(
-                    TYPE_OF_ARTIFACT,
-                    format!("`{kind}` is not a known type; use `generic`"),
-                );
-                None
-            }
+            Some(kind) => match ArtifactType::parse(kind) {
+                Some(kind) => Some(kind),
+                None => {
+                    problems.add(
+                        TYPE_OF_ARTIFACT,
+                        format!("`{kind}` is not a known type; use {}", ArtifactType::NAMES),
+                    );
+                    None
+                }
+            },
         };
 
         let email_address = optional(data, EMAIL_ADDRESS).and_then(|email| {
@@ -207,6 +234,15 @@ impl ActionConfig {
             }
         };
 
+        let publish_spec = optional(data, PUBLISH_SPEC).unwrap_or(DEFAULT_PUBLISH_SPEC);
+        let publish_spec = match relative_file_path(publish_spec) {
+            Ok(path) => Some(path),
+            Err(problem) => {
+                problems.add(PUBLISH_SPEC, problem);
+                None
+            }
+        };
+
         match (
             host,
             repo_key,
@@ -215,6 +251,7 @@ impl ActionConfig {
             artifact_type,
             target_path,
             properties,
+            publish_spec,
         ) {
             (
                 Some(host),
@@ -224,6 +261,7 @@ impl ActionConfig {
                 Some(artifact_type),
                 Some(target_path),
                 Some(properties),
+                Some(publish_spec),
             ) if problems.0.is_empty() => Ok(Self {
                 host,
                 repo_key,
@@ -233,6 +271,7 @@ impl ActionConfig {
                 email_address,
                 target_path,
                 properties,
+                publish_spec,
             }),
             _ => Err(ConfigError {
                 problems: problems.0,
@@ -329,6 +368,26 @@ pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, Stri
         if segment.chars().any(char::is_control) {
             return Err(format!("`{expanded}` contains control characters"));
         }
+    }
+    Ok(segments.join("/"))
+}
+
+/// Checks a path inside an artifact: relative, `/`-separated, never leaving the artifact.
+pub fn relative_file_path(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_start_matches("./");
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    if trimmed.is_empty()
+        || trimmed.starts_with('/')
+        || trimmed.contains('\\')
+        || segments
+            .iter()
+            .any(|segment| segment.is_empty() || *segment == "." || *segment == "..")
+        || trimmed.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "`{raw}` must be a relative path inside the artifact, e.g. publish-spec.json or \
+             ci/publish-spec.json (no `..`, `\\` or leading `/`)"
+        ));
     }
     Ok(segments.join("/"))
 }

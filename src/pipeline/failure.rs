@@ -8,8 +8,9 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-use crate::artifacts::{DownloadError, ExtractError};
+use crate::artifacts::{DownloadError, ExtractError, UploadError};
 use crate::pipeline::config::ConfigError;
+use crate::publish::plan::PlanError;
 use crate::registry::RegistryError;
 use crate::secret::Redactor;
 
@@ -67,6 +68,34 @@ pub enum JobError {
         source: ExtractError,
     },
 
+    #[error("input artifact `{artifact}` cannot be published as configured")]
+    Plan {
+        artifact: String,
+        #[source]
+        source: PlanError,
+    },
+
+    #[error(
+        "the files were published, but build info {name}/{number} was not; re-running the stage \
+         publishes it (files already published are kept)"
+    )]
+    BuildInfo {
+        name: String,
+        number: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    #[error(
+        "the files were published, but publish-receipt.json could not be written to output \
+         artifact `{artifact}`"
+    )]
+    OutputArtifact {
+        artifact: String,
+        #[source]
+        source: UploadError,
+    },
+
     #[error("could not exchange UserName and Password for a registry token at {host}")]
     Token {
         host: String,
@@ -104,13 +133,18 @@ impl JobError {
     /// The one mapping from an error to the failure type CodePipeline is told.
     pub fn failure_type(&self) -> FailureType {
         match self {
-            JobError::Configuration(_) | JobError::Extract { .. } => {
+            JobError::Configuration(_) | JobError::Extract { .. } | JobError::Plan { .. } => {
                 FailureType::ConfigurationError
             }
             JobError::Download { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
-            JobError::Token { source, .. } | JobError::Publish { source, .. }
+            JobError::OutputArtifact { source, .. } if source.is_access_denied() => {
+                FailureType::PermissionError
+            }
+            JobError::Token { source, .. }
+            | JobError::Publish { source, .. }
+            | JobError::BuildInfo { source, .. }
                 if source.is_permission_denied() =>
             {
                 FailureType::PermissionError
@@ -118,6 +152,8 @@ impl JobError {
             JobError::Download { .. }
             | JobError::Token { .. }
             | JobError::Publish { .. }
+            | JobError::BuildInfo { .. }
+            | JobError::OutputArtifact { .. }
             | JobError::Panicked(_)
             | JobError::Interrupted(_)
             | JobError::Internal { .. } => FailureType::JobFailed,

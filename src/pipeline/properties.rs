@@ -27,6 +27,7 @@ pub const TYPE_OF_ARTIFACT: &str = "TypeOfArtifact";
 pub const EMAIL_ADDRESS: &str = "EmailAddress";
 pub const TARGET_PATH: &str = "TargetPath";
 pub const PROPERTIES: &str = "Properties";
+pub const PUBLISH_SPEC: &str = "PublishSpec";
 
 /// Every property the worker reads, in the order the console shows them.
 pub const ACTION_PROPERTIES: &[PropertySpec] = &[
@@ -85,6 +86,13 @@ pub const ACTION_PROPERTIES: &[PropertySpec] = &[
         secret: false,
         key: false,
         description: "Extra properties for every deployed file: key=value;key2=value2",
+    },
+    PropertySpec {
+        name: PUBLISH_SPEC,
+        required: false,
+        secret: false,
+        key: false,
+        description: "File spec in the artifact choosing files, targets, types and settings (npm tag, Debian distribution, build name). Default publish-spec.json",
     },
 ];
 

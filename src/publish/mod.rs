@@ -1,11 +1,25 @@
-//! The work of one job: configuration → download → extract → plan → token → publish → result.
+//! The work of one job: configuration → download → extract → plan → token → publish → build
+//! info → revoke → receipt artifact → result.
 //!
 //! [`Publisher`] is the worker's [`JobHandler`]. Everything a job writes lives in a private
 //! temporary directory (mode 0700) that is removed when the job ends, however it ends.
+//!
+//! Map: `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
+//! `pattern` (wildcards) · `formats` (npm, Debian, Python metadata; npm packing) · `receipt`
+//! (carrying the plan out) · `build_info` · `output` (`publish-receipt.json`) · `summary` (the
+//! success result).
 
+pub mod build_info;
 pub mod credentials;
+pub mod detect;
+pub mod formats;
+pub mod output;
+pub mod pattern;
+mod placement;
 pub mod plan;
 pub mod receipt;
+pub mod spec;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,7 +33,7 @@ use crate::pipeline::{Job, JobError, JobSuccess};
 use crate::registry::RegistryClient;
 use crate::worker::{JobContext, JobHandler};
 use credentials::JobCredentials;
-pub use plan::{PublishItem, PublishPlan};
+pub use plan::{ExtractedArtifact, PublishItem, PublishPlan};
 pub use receipt::{PublishedFile, Receipt};
 
 /// How jobs are carried out; every field is a `worker` flag.
@@ -86,6 +100,11 @@ impl Publisher {
 
 impl JobHandler for Publisher {
     async fn handle(&self, job: Job, context: JobContext) -> Result<JobSuccess, JobError> {
+        let started = time::OffsetDateTime::now_utc();
+        // Build info identifies a run by its start to the millisecond; keep exactly that.
+        let started = started
+            .replace_nanosecond(started.nanosecond() / 1_000_000 * 1_000_000)
+            .unwrap_or(started);
         let data = &job.data;
         let config = ActionConfig::from_job(data, self.settings.config_policy)?;
         if data.input_artifacts.is_empty() {
@@ -108,6 +127,7 @@ impl JobHandler for Publisher {
         for (index, artifact) in data.input_artifacts.iter().enumerate() {
             let archive = workspace.path().join(format!("artifact-{index}.zip"));
             let destination = workspace.path().join(format!("artifact-{index}"));
+            let root = destination.clone();
             let bytes = self
                 .store
                 .download(
@@ -142,10 +162,23 @@ impl JobHandler for Publisher {
                 source,
             })?;
             info!(artifact = %artifact.name, files = files.len(), "extracted input artifact");
-            extracted.push((artifact.clone(), files));
+            extracted.push(ExtractedArtifact {
+                artifact: artifact.clone(),
+                root,
+                files,
+            });
         }
 
-        let plan = PublishPlan::generic(&config, data, extracted);
+        let plan = {
+            let (config, data) = (config.clone(), data.clone());
+            let pack_dir = workspace.path().join("packed");
+            tokio::task::spawn_blocking(move || {
+                PublishPlan::build(&config, &data, &extracted, &pack_dir)
+            })
+            .await
+            .map_err(|error| JobError::internal("the planning task failed", error))?
+            .map_err(|(artifact, source)| JobError::Plan { artifact, source })?
+        };
         let client = RegistryClient::new(self.http.clone(), config.host.clone())
             .with_observer(context.progress.clone());
         let description = format!(
@@ -171,14 +204,78 @@ impl JobHandler for Publisher {
             "publishing"
         );
 
-        let published =
-            receipt::execute_with_progress(&client, &token, &plan, &context.progress).await;
+        let published = self
+            .publish_with_build_info(&client, &token, &plan, data, started, &context)
+            .await;
         if let Err(error) = client.revoke_token(&token).await {
             // Short-lived tokens may be non-revocable by server policy; it expires on its own.
             warn!(error = %crate::pipeline::failure::inline_chain(&error), "could not revoke the job's registry token");
         }
         drop(workspace);
-        Ok(published?.to_job_success(&client, &plan))
+        let (published, build_info_published) = published?;
+        if let Some(output) = data.output_artifacts.first() {
+            let document = output::receipt_json(&plan, &published, data, &client);
+            let zipped = output::zip_receipt(&document)
+                .map_err(|error| JobError::internal("could not zip publish-receipt.json", error))?;
+            self.store
+                .upload(
+                    output,
+                    credentials.current().await.as_ref(),
+                    data.pipeline.region(),
+                    data.encryption_key.as_ref(),
+                    zipped,
+                )
+                .await
+                .map_err(|source| JobError::OutputArtifact {
+                    artifact: output.name.clone(),
+                    source,
+                })?;
+            info!(artifact = %output.name, "wrote publish-receipt.json to the output artifact");
+        }
+        let started_millis = started.unix_timestamp_nanos() / 1_000_000;
+        let build_info = build_info_published.then_some(started_millis);
+        Ok(summary::job_success(&published, &client, &plan, build_info))
+    }
+}
+
+impl Publisher {
+    /// Publishes the plan, then the build info that lists what it published.
+    async fn publish_with_build_info(
+        &self,
+        client: &RegistryClient,
+        token: &crate::registry::AccessToken,
+        plan: &PublishPlan,
+        data: &crate::pipeline::JobData,
+        started: time::OffsetDateTime,
+        context: &JobContext,
+    ) -> Result<(Receipt, bool), JobError> {
+        let published =
+            receipt::execute_with_progress(client, token, plan, &context.progress).await?;
+        let document = build_info::document(
+            plan,
+            &published,
+            data,
+            started,
+            time::OffsetDateTime::now_utc(),
+        );
+        match client.publish_build_info(token, &document).await {
+            Ok(()) => {
+                info!(name = %plan.build.name, number = %plan.build.number, "published build info");
+                Ok((published, true))
+            }
+            // Artifactory always has the build API; a registry that answers 404 is merely
+            // Artifactory-compatible for deploys. The files carry build.name/build.number
+            // anyway, so the publish stands and the summary says what is missing.
+            Err(crate::registry::RegistryError::Status { status: 404, .. }) => {
+                warn!("the registry has no build-info API (404); build info was not published");
+                Ok((published, false))
+            }
+            Err(source) => Err(JobError::BuildInfo {
+                name: plan.build.name.clone(),
+                number: plan.build.number.clone(),
+                source: Box::new(source),
+            }),
+        }
     }
 }
 

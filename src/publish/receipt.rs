@@ -1,22 +1,41 @@
 //! Carrying out a plan, and the receipt that says what landed where.
+//!
+//! Generic files and `.deb`s are deployed to their path; npm packages and Python distributions
+//! go through their registry API, are then found by checksum where the registry stored them,
+//! and get the same traceability properties as every other file.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::pipeline::{JobError, JobSuccess};
+use crate::artifacts::Checksums;
+use crate::pipeline::JobError;
 use crate::progress::{NoProgress, Progress};
-use crate::publish::plan::PublishPlan;
-use crate::registry::{AccessToken, DeployOutcome, DeployRequest, RegistryClient};
+use crate::publish::formats::{Format, file_name};
+use crate::publish::plan::{Package, PublishItem, PublishPlan};
+use crate::registry::{
+    AccessToken, DeployOutcome, DeployRequest, NpmPublish, PypiUpload, RegistryClient,
+    RegistryError,
+};
 
 /// One published file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedFile {
+    /// The input artifact it came from.
+    pub artifact_name: String,
+    /// Its path inside the artifact (for a packed npm directory, the directory).
+    pub source_path: String,
+    /// The repository it is in.
+    pub repo: String,
+    /// Where it is in the repository.
     pub target_path: String,
+    /// Where it can be fetched (npm: the tarball; PyPI: the project's simple-index page).
     pub url: String,
     pub size: u64,
-    pub sha256: String,
+    pub checksums: Checksums,
+    pub format: Format,
+    /// `(name, version)` of a package.
+    pub package: Option<(String, String)>,
     pub outcome: DeployOutcome,
 }
 
@@ -26,7 +45,7 @@ pub struct Receipt {
     pub files: Vec<PublishedFile>,
 }
 
-/// Deploys every item of `plan` in order; stops at the first failure and says how far it got.
+/// Publishes every item of `plan` in order; stops at the first failure and says how far it got.
 pub async fn execute(
     client: &RegistryClient,
     token: &AccessToken,
@@ -51,16 +70,7 @@ pub async fn execute_with_progress(
     let mut receipt = Receipt::default();
     for item in &plan.items {
         progress.start(&item.target_path, item.source.size);
-        let request = DeployRequest {
-            repo: &plan.repo_key,
-            path: &item.target_path,
-            file: &item.source.path,
-            size: item.source.size,
-            checksums: &item.source.checksums,
-            properties: &item.properties,
-        };
-        let outcome = client
-            .deploy_with_progress(token, request, Some(progress.clone()))
+        let published = publish_item(client, token, item, progress)
             .await
             .map_err(|source| JobError::Publish {
                 path: item.target_path.clone(),
@@ -68,23 +78,131 @@ pub async fn execute_with_progress(
                 total: plan.items.len(),
                 source: Box::new(source),
             })?;
-        progress.complete(&item.target_path, item.source.size, outcome);
-        let url = client.artifact_url(&plan.repo_key, &item.target_path);
+        progress.complete(&item.target_path, item.source.size, published.outcome);
         info!(
-            target = %url,
-            bytes = item.source.size,
-            outcome = ?outcome,
+            target = %published.url,
+            format = published.format.as_str(),
+            bytes = published.size,
+            outcome = ?published.outcome,
             "published file"
         );
-        receipt.files.push(PublishedFile {
-            target_path: item.target_path.clone(),
-            url,
-            size: item.source.size,
-            sha256: item.source.checksums.sha256.clone(),
-            outcome,
-        });
+        receipt.files.push(published);
     }
     Ok(receipt)
+}
+
+async fn publish_item(
+    client: &RegistryClient,
+    token: &AccessToken,
+    item: &PublishItem,
+    progress: &Arc<dyn Progress>,
+) -> Result<PublishedFile, RegistryError> {
+    let repo = item.repo.as_str();
+    let source = &item.source;
+    let (outcome, url) = match &item.package {
+        Package::Generic | Package::Debian(_) => {
+            let request = DeployRequest {
+                repo,
+                path: &item.target_path,
+                file: &source.path,
+                size: source.size,
+                checksums: &source.checksums,
+                properties: &item.properties,
+            };
+            let outcome = client
+                .deploy_with_progress(token, request, Some(progress.clone()))
+                .await?;
+            (outcome, client.artifact_url(repo, &item.target_path))
+        }
+        Package::Npm(manifest) => {
+            let options = item.npm.as_ref();
+            let request = NpmPublish {
+                repo,
+                name: &manifest.name,
+                version: &manifest.version,
+                manifest: &manifest.fields,
+                tag: options.map_or("latest", |options| options.tag.as_str()),
+                access: options.and_then(|options| options.access.as_deref()),
+                tarball: &source.path,
+                size: source.size,
+                sha1: &source.checksums.sha1,
+                sha512_base64: options.map_or("", |options| options.sha512_base64.as_str()),
+            };
+            let outcome = client.npm_publish(token, request).await?;
+            let url = client.npm_tarball_url(repo, &manifest.name, &manifest.version);
+            (outcome, url)
+        }
+        Package::Pypi(dist) => {
+            let file_name = file_name(&source.relative_path);
+            let fields = dist.upload_fields(&source.checksums.md5, &source.checksums.sha256);
+            let project = dist.normalized_name();
+            let request = PypiUpload {
+                repo,
+                project: &project,
+                version: &dist.version,
+                file_name,
+                file: &source.path,
+                size: source.size,
+                sha256: &source.checksums.sha256,
+                fields: &fields,
+            };
+            let outcome = client.pypi_upload(token, request).await?;
+            (outcome, client.pypi_project_url(repo, &project))
+        }
+    };
+    let mut target_path = item.target_path.clone();
+    if matches!(item.package, Package::Npm(_) | Package::Pypi(_)) {
+        target_path = attach_properties(client, token, repo, item, outcome).await?;
+    }
+    Ok(PublishedFile {
+        artifact_name: item.artifact_name.clone(),
+        source_path: source.relative_path.clone(),
+        repo: item.repo.clone(),
+        target_path,
+        url,
+        size: source.size,
+        checksums: source.checksums.clone(),
+        format: item.package.format(),
+        package: item
+            .package
+            .name_and_version()
+            .map(|(name, version)| (name.to_owned(), version.to_owned())),
+        outcome,
+    })
+}
+
+/// Finds where the registry stored a package file and, when it was just uploaded, sets the
+/// traceability properties on it (a file published earlier keeps the properties of the
+/// execution that published it, like a generic file). Returns the stored path.
+async fn attach_properties(
+    client: &RegistryClient,
+    token: &AccessToken,
+    repo: &str,
+    item: &PublishItem,
+    outcome: DeployOutcome,
+) -> Result<String, RegistryError> {
+    let sha256 = &item.source.checksums.sha256;
+    match client.find_by_sha256(token, repo, sha256).await? {
+        Some(path) => {
+            if outcome != DeployOutcome::AlreadyPublished {
+                client
+                    .set_properties(token, repo, &path, &item.properties)
+                    .await?;
+            }
+            Ok(path)
+        }
+        None => {
+            // The package is published; failing now would only make a re-run report "already
+            // published" without the properties. Say so instead.
+            warn!(
+                sha256,
+                expected = %item.target_path,
+                "the registry's checksum search does not find the published package; its \
+                 traceability properties could not be attached"
+            );
+            Ok(item.target_path.clone())
+        }
+    }
 }
 
 impl Receipt {
@@ -97,40 +215,6 @@ impl Receipt {
 
     pub fn total_bytes(&self) -> u64 {
         self.files.iter().map(|file| file.size).sum()
-    }
-
-    /// The success result: a summary a person reads in the console, the target path as the
-    /// external execution id (the console links it to the repository browser), and output
-    /// variables for later stages.
-    pub fn to_job_success(&self, client: &RegistryClient, plan: &PublishPlan) -> JobSuccess {
-        let location = client.artifact_url(&plan.repo_key, &plan.target_path);
-        let already = self.already_published();
-        let mut summary = format!(
-            "Published {} file{} ({}) to {}/",
-            self.files.len(),
-            if self.files.len() == 1 { "" } else { "s" },
-            human_bytes(self.total_bytes()),
-            location.trim_end_matches('/'),
-        );
-        if already > 0 {
-            summary.push_str(&format!(
-                "; {already} already published with identical content"
-            ));
-        }
-        let mut output_variables = BTreeMap::new();
-        output_variables.insert("RepoKey".to_owned(), plan.repo_key.clone());
-        output_variables.insert("TargetPath".to_owned(), plan.target_path.clone());
-        output_variables.insert("TargetUrl".to_owned(), location);
-        output_variables.insert("PublishedCount".to_owned(), self.files.len().to_string());
-        JobSuccess {
-            summary,
-            external_execution_id: Some(if plan.target_path.is_empty() {
-                plan.repo_key.clone()
-            } else {
-                plan.target_path.clone()
-            }),
-            output_variables,
-        }
     }
 }
 

@@ -37,6 +37,18 @@ pub enum RegistryError {
     },
 
     #[error(
+        "{package} is already in the registry with different content (registry {algorithm} \
+         {remote}, build {algorithm} {local}); a published version is never overwritten: bump \
+         the package's version"
+    )]
+    VersionConflict {
+        package: String,
+        algorithm: &'static str,
+        remote: String,
+        local: String,
+    },
+
+    #[error(
         "the registry stored {url} with {algorithm} {actual}, but the file's is {expected}; the upload was corrupted"
     )]
     ChecksumMismatch {

@@ -1,12 +1,17 @@
-//! A client for Artifactory-compatible registries: tokens, deploys, file info.
+//! A client for Artifactory-compatible registries: tokens, deploys, file info, npm and PyPI
+//! publishing, item properties and build info.
 //!
 //! One `reqwest::Client` (connection pool, TLS sessions) is shared by every job; a
 //! [`RegistryClient`] pairs it with one registry's base URL. Redirects are never followed, so
 //! credentials are only ever sent to the host the action names.
 
+mod build_info;
 mod deploy;
 mod error;
+mod item_properties;
+mod npm;
 pub mod paths;
+mod pypi;
 pub mod retry;
 mod token;
 
@@ -19,6 +24,8 @@ use crate::progress::Progress;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
+pub use npm::NpmPublish;
+pub use pypi::PypiUpload;
 pub use token::{AccessToken, TokenApi};
 
 /// The HTTP client every registry call goes through.

@@ -3,8 +3,9 @@
 //!
 //! [`LocalEnvironment`] starts the CodePipeline and S3 stand-ins and the mock registry on
 //! 127.0.0.1 and builds the real AWS SDK clients against them; the demo and the integration
-//! tests share it. The demo queues the firmware example as a job (plus one with a broken
-//! configuration), lets the real worker process both, and prints what landed where.
+//! tests share it. The demo queues the firmware example as a job, the combined camera-agent
+//! build (firmware + npm + Debian + Python, published by its file spec), and one with a broken
+//! configuration, lets the real worker process them, and prints what landed where.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,6 +14,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_credential_types::Credentials;
+
+pub mod camera_agent;
 
 use crate::artifacts::ArtifactStore;
 use crate::cli::DemoArgs;
@@ -34,15 +37,15 @@ pub const DEMO_REPO: &str = "firmware-releases";
 pub const FIRMWARE_EXAMPLE: &[(&str, &[u8])] = &[
     (
         "nestbox-cam-2.4.1.img",
-        include_bytes!("../examples/firmware/build-output/nestbox-cam-2.4.1.img"),
+        include_bytes!("../../examples/firmware/build-output/nestbox-cam-2.4.1.img"),
     ),
     (
         "manifest.json",
-        include_bytes!("../examples/firmware/build-output/manifest.json"),
+        include_bytes!("../../examples/firmware/build-output/manifest.json"),
     ),
     (
         "RELEASE-NOTES.md",
-        include_bytes!("../examples/firmware/build-output/RELEASE-NOTES.md"),
+        include_bytes!("../../examples/firmware/build-output/RELEASE-NOTES.md"),
     ),
 ];
 
@@ -108,6 +111,14 @@ impl LocalEnvironment {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
+    }
+
+    /// The configuration of the camera-agent publish: `auto`, the file spec deciding.
+    pub fn camera_agent_configuration(&self) -> BTreeMap<String, String> {
+        let mut configuration = self.firmware_configuration();
+        configuration.insert(properties::TYPE_OF_ARTIFACT.into(), "auto".into());
+        configuration.remove(properties::PROPERTIES);
+        configuration
     }
 
     /// Zips `entries`, stores the zip as an input artifact and returns where it is.
@@ -218,13 +229,22 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
         "ftp://registry.example".into(),
     );
     let broken_job = environment.queue_job("nestbox-firmware", broken, vec![artifact]);
-    println!("Queued job {good_job} (firmware 2.4.1) and job {broken_job} (broken configuration).");
-    println!("Running the worker until both jobs have ended...\n");
+    let agent_revision = "4b7d0c9e2a1f3e5d6c8b9a0f1e2d3c4b5a697887";
+    let (agent_job, receipt_location) = queue_camera_agent_job(&environment, agent_revision)?;
+    println!(
+        "Queued job {good_job} (firmware 2.4.1), job {broken_job} (broken configuration) and job \
+         {agent_job} (firmware + camera agent as npm, Debian and Python packages, by file spec)."
+    );
+    println!("Running the worker until all three jobs have ended...\n");
 
     let publisher = environment.publisher(PublisherSettings::default())?;
-    environment.run_worker(publisher, 2).await?;
+    environment.run_worker(publisher, 3).await?;
 
-    for (label, job_id) in [("Job 1", &good_job), ("Job 2", &broken_job)] {
+    for (label, job_id) in [
+        ("Job 1", &good_job),
+        ("Job 2", &broken_job),
+        ("Job 3", &agent_job),
+    ] {
         let record = environment
             .sandbox
             .sandbox
@@ -265,8 +285,19 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
         println!();
     }
 
+    print_receipt(&environment, &receipt_location)?;
+
     println!("Published to {}:", environment.registry.base_url);
-    for artifact in environment.registry.registry.artifacts(DEMO_REPO) {
+    let repositories = [
+        DEMO_REPO,
+        "camera-agent-debian",
+        "camera-agent-npm",
+        "camera-agent-pypi",
+    ];
+    for artifact in repositories
+        .iter()
+        .flat_map(|repo| environment.registry.registry.artifacts(repo))
+    {
         println!(
             "  {}/artifactory/{}/{}",
             environment.registry.base_url, artifact.repo, artifact.path
@@ -288,5 +319,69 @@ pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
         tokens.len(),
         tokens.iter().filter(|token| token.revoked).count()
     );
+    Ok(())
+}
+
+/// Queues the combined camera-agent build with an output artifact for its receipt, encrypted
+/// with a (stand-in) KMS key; returns the job id and where the receipt will be written.
+fn queue_camera_agent_job(
+    environment: &LocalEnvironment,
+    revision: &str,
+) -> anyhow::Result<(String, (String, String))> {
+    let entries = camera_agent::combined_build()?;
+    let borrowed: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
+        .collect();
+    let input = environment.upload_artifact("CameraBuild", Some(revision), &borrowed)?;
+    let bucket = SandboxConfig::default().artifact_bucket;
+    let receipt_key = format!("nestbox-camera/PublishRec/{:08x}", rand::random::<u32>());
+    let mut spec = JobSpec::new("nestbox-camera");
+    spec.configuration = environment.camera_agent_configuration();
+    spec.input_artifacts = vec![input];
+    spec.output_artifacts = vec![ArtifactSpec::new("PublishReceipt", &bucket, &receipt_key)];
+    spec.encryption_key_id =
+        Some("arn:aws:kms:eu-west-1:111122223333:key/demo-artifact-key".to_owned());
+    Ok((
+        environment.sandbox.sandbox.queue_job(spec),
+        (bucket, receipt_key),
+    ))
+}
+
+/// Prints what the camera-agent job's `publish-receipt.json` says, one line per file.
+fn print_receipt(
+    environment: &LocalEnvironment,
+    (bucket, key): &(String, String),
+) -> anyhow::Result<()> {
+    let Some(object) = environment.sandbox.sandbox.object(bucket, key) else {
+        println!("Job 3 wrote no publish-receipt.json.\n");
+        return Ok(());
+    };
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&object.content_path)?)?;
+    let receipt: serde_json::Value =
+        serde_json::from_reader(zip.by_name(crate::publish::output::RECEIPT_FILE)?)?;
+    println!(
+        "Job 3's publish-receipt.json (output artifact, {} with key {}):",
+        object.sse.as_deref().unwrap_or("no encryption"),
+        object.kms_key_id.as_deref().unwrap_or("-")
+    );
+    for file in receipt["files"].as_array().into_iter().flatten() {
+        let package = match &file["package"] {
+            serde_json::Value::Object(package) => format!(
+                "{} {}",
+                package["name"].as_str().unwrap_or(""),
+                package["version"].as_str().unwrap_or("")
+            ),
+            _ => file["sourcePath"].as_str().unwrap_or("").to_owned(),
+        };
+        println!(
+            "  {:<8} {:<40} {} ({})",
+            file["format"].as_str().unwrap_or(""),
+            package,
+            file["targetUrl"].as_str().unwrap_or(""),
+            file["outcome"].as_str().unwrap_or("")
+        );
+    }
+    println!();
     Ok(())
 }

@@ -1,0 +1,5 @@
+import json
+
+from . import status
+
+print(json.dumps(status()))
