@@ -15,14 +15,15 @@ impl RegistryClient {
     ) -> Result<(), RegistryError> {
         let url = self.url("artifactory/api/build");
         let response = self
-            .http()
-            .put(&url)
-            .bearer_auth(token.token.expose_secret())
-            .header(CONTENT_TYPE, "application/json")
-            .body(build_info.to_string())
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport { url, source })?;
+            .send_with_retries("build info", &url, || async {
+                Ok(self
+                    .http()
+                    .put(&url)
+                    .bearer_auth(token.token.expose_secret())
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(build_info.to_string()))
+            })
+            .await?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -29,16 +29,14 @@ impl RegistryClient {
     ) -> Result<Option<String>, RegistryError> {
         let url = self.url("artifactory/api/search/checksum");
         let response = self
-            .http()
-            .get(&url)
-            .query(&[("sha256", sha256), ("repos", repo)])
-            .bearer_auth(token.token.expose_secret())
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("checksum search", &url, || async {
+                Ok(self
+                    .http()
+                    .get(&url)
+                    .query(&[("sha256", sha256), ("repos", repo)])
+                    .bearer_auth(token.token.expose_secret()))
+            })
+            .await?;
         if !response.status().is_success() {
             return Err(RegistryError::from_response("checksum search", response).await);
         }
@@ -75,20 +73,16 @@ impl RegistryClient {
             encode_segment(repo),
             encode_path(path)
         ));
+        let query = properties_query(properties);
         let response = self
-            .http()
-            .put(&url)
-            .query(&[
-                ("properties", properties_query(properties).as_str()),
-                ("recursive", "0"),
-            ])
-            .bearer_auth(token.token.expose_secret())
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("set properties", &url, || async {
+                Ok(self
+                    .http()
+                    .put(&url)
+                    .query(&[("properties", query.as_str()), ("recursive", "0")])
+                    .bearer_auth(token.token.expose_secret()))
+            })
+            .await?;
         if response.status().is_success() {
             Ok(())
         } else {

@@ -72,16 +72,14 @@ impl RegistryClient {
     ) -> Result<Option<String>, RegistryError> {
         let url = self.npm_package_url(request.repo, request.name);
         let response = self
-            .http()
-            .get(&url)
-            .bearer_auth(token.token.expose_secret())
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("npm packument", &url, || async {
+                Ok(self
+                    .http()
+                    .get(&url)
+                    .bearer_auth(token.token.expose_secret())
+                    .header(ACCEPT, "application/json"))
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -123,31 +121,33 @@ impl RegistryClient {
         let url = self.npm_package_url(request.repo, request.name);
         let (prefix, suffix) = document_parts(&request, &self.npm_registry_url(request.repo));
         let length = prefix.len() as u64 + 4 * request.size.div_ceil(3) + suffix.len() as u64;
-        let file = tokio::fs::File::open(request.tarball)
-            .await
-            .map_err(|source| RegistryError::Read {
-                path: request.tarball.to_owned(),
-                source,
-            })?;
-        let body =
-            futures::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(prefix)) })
-                .chain(base64_stream(file))
-                .chain(futures::stream::once(
-                    async move { Ok(Bytes::from(suffix)) },
-                ));
         let response = self
-            .http()
-            .put(&url)
-            .bearer_auth(token.token.expose_secret())
-            .header(CONTENT_TYPE, "application/json")
-            .header(CONTENT_LENGTH, length)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("npm publish", &url, || async {
+                // Rebuilt for every attempt: the document streams from disk.
+                let file = tokio::fs::File::open(request.tarball)
+                    .await
+                    .map_err(|source| RegistryError::Read {
+                        path: request.tarball.to_owned(),
+                        source,
+                    })?;
+                let (prefix, suffix) = (prefix.clone(), suffix.clone());
+                let body =
+                    futures::stream::once(
+                        async move { Ok::<_, std::io::Error>(Bytes::from(prefix)) },
+                    )
+                    .chain(base64_stream(file))
+                    .chain(futures::stream::once(
+                        async move { Ok(Bytes::from(suffix)) },
+                    ));
+                Ok(self
+                    .http()
+                    .put(&url)
+                    .bearer_auth(token.token.expose_secret())
+                    .header(CONTENT_TYPE, "application/json")
+                    .header(CONTENT_LENGTH, length)
+                    .body(reqwest::Body::wrap_stream(body)))
+            })
+            .await?;
         let status = response.status();
         if status.is_success() {
             return Ok(DeployOutcome::Uploaded);

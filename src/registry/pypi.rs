@@ -51,15 +51,13 @@ impl RegistryClient {
     ) -> Result<Option<String>, RegistryError> {
         let url = self.pypi_project_url(request.repo, request.project);
         let response = self
-            .http()
-            .get(&url)
-            .bearer_auth(token.token.expose_secret())
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("pypi index", &url, || async {
+                Ok(self
+                    .http()
+                    .get(&url)
+                    .bearer_auth(token.token.expose_secret()))
+            })
+            .await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -83,38 +81,36 @@ impl RegistryClient {
             return same_sha256(&request, sha256).map(|()| DeployOutcome::AlreadyPublished);
         }
         let url = self.pypi_upload_url(request.repo);
-        let file = tokio::fs::File::open(request.file)
-            .await
-            .map_err(|source| RegistryError::Read {
-                path: request.file.to_owned(),
-                source,
-            })?;
-        let content = Part::stream_with_length(
-            reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024)),
-            request.size,
-        )
-        .file_name(request.file_name.to_owned())
-        .mime_str("application/octet-stream")
-        .map_err(|source| RegistryError::Transport {
-            url: url.clone(),
-            source,
-        })?;
-        let mut form = Form::new();
-        for (name, value) in request.fields {
-            form = form.text(*name, value.clone());
-        }
-        let form = form.part("content", content);
         let response = self
-            .http()
-            .post(&url)
-            .bearer_auth(token.token.expose_secret())
-            .multipart(form)
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.clone(),
-                source,
-            })?;
+            .send_with_retries("PyPI upload", &url, || async {
+                // Rebuilt for every attempt: the file part streams from disk.
+                let file = tokio::fs::File::open(request.file)
+                    .await
+                    .map_err(|source| RegistryError::Read {
+                        path: request.file.to_owned(),
+                        source,
+                    })?;
+                let content = Part::stream_with_length(
+                    reqwest::Body::wrap_stream(ReaderStream::with_capacity(file, 256 * 1024)),
+                    request.size,
+                )
+                .file_name(request.file_name.to_owned())
+                .mime_str("application/octet-stream")
+                .map_err(|source| RegistryError::Transport {
+                    url: url.clone(),
+                    source,
+                })?;
+                let mut form = Form::new();
+                for (name, value) in request.fields {
+                    form = form.text(*name, value.clone());
+                }
+                Ok(self
+                    .http()
+                    .post(&url)
+                    .bearer_auth(token.token.expose_secret())
+                    .multipart(form.part("content", content)))
+            })
+            .await?;
         let status = response.status();
         if status.is_success() {
             return Ok(DeployOutcome::Uploaded);
