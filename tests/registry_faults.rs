@@ -1,6 +1,8 @@
 //! Registry faults through the real loop: transient statuses are retried under the stated
 //! policy (and the job still ends with one correct result), permanent ones are not.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -33,23 +35,7 @@ async fn flaky(State(proxy): State<Arc<FlakyProxy>>, request: Request) -> Respon
             ))
             .unwrap();
     }
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let url = format!("{}{}", proxy.upstream, parts.uri.path_and_query().unwrap());
-    let mut upstream = proxy.client.request(parts.method, url).body(body);
-    for (name, value) in &parts.headers {
-        if name != axum::http::header::HOST {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let answer = upstream.send().await.unwrap();
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        response = response.header(name, value);
-    }
-    response
-        .body(Body::from(answer.bytes().await.unwrap()))
-        .unwrap()
+    support::forward(&proxy.client, &proxy.upstream, request).await
 }
 
 async fn run_through_proxy(
@@ -64,12 +50,12 @@ async fn run_through_proxy(
         seen: AtomicUsize::new(0),
         client: reqwest::Client::new(),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .fallback(flaky)
-        .with_state(proxy.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let proxy_url = support::serve(
+        axum::Router::new()
+            .fallback(flaky)
+            .with_state(proxy.clone()),
+    )
+    .await;
 
     let mut configuration = environment.firmware_configuration();
     configuration.insert(properties::ARTIFACTORY_HOST.to_owned(), proxy_url);

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 mod support;
@@ -30,23 +29,7 @@ async fn forward(State(proxy): State<Arc<StallingProxy>>, request: Request) -> R
         proxy.stalled.notify_one();
         std::future::pending::<()>().await;
     }
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
-    let url = format!("{}{}", proxy.upstream, parts.uri.path_and_query().unwrap());
-    let mut upstream = proxy.client.request(parts.method, url).body(body);
-    for (name, value) in &parts.headers {
-        if name != axum::http::header::HOST {
-            upstream = upstream.header(name, value);
-        }
-    }
-    let answer = upstream.send().await.unwrap();
-    let mut response = Response::builder().status(answer.status());
-    for (name, value) in answer.headers() {
-        response = response.header(name, value);
-    }
-    response
-        .body(Body::from(answer.bytes().await.unwrap()))
-        .unwrap()
+    support::forward(&proxy.client, &proxy.upstream, request).await
 }
 
 struct Setup {
@@ -72,12 +55,12 @@ async fn setup() -> Setup {
         stalled: Notify::new(),
         client: reqwest::Client::new(),
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-    let app = axum::Router::new()
-        .fallback(forward)
-        .with_state(proxy.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let proxy_url = support::serve(
+        axum::Router::new()
+            .fallback(forward)
+            .with_state(proxy.clone()),
+    )
+    .await;
 
     let job_id = sandbox.sandbox.queue_job(support::firmware_job(
         &sandbox.sandbox,

@@ -11,13 +11,13 @@ use crate::cli::{OutputFormat, PASSWORD_ENV, PublishArgs};
 use crate::commands::summary::{self, SummaryFile};
 use crate::commands::{local_files, settings};
 use crate::pipeline::config::{ActionConfig, ConfigPolicy};
-use crate::pipeline::failure::{inline_chain, render_chain};
+use crate::pipeline::failure::render_chain;
 use crate::pipeline::job::{Artifact, PipelineContext};
 use crate::pipeline::{JobError, properties};
 use crate::progress::{LogProgress, Progress, TerminalProgress};
 use crate::publish::{ExtractedArtifact, PublishPlan, receipt};
-use crate::registry::{DeployOutcome, RegistryClient};
-use crate::secret::SecretString;
+use crate::registry::{DeployOutcome, RegistryClient, TokenSession};
+use crate::secret::{Redactor, SecretString};
 
 /// Exit code: everything was published.
 pub const EXIT_PUBLISHED: u8 = 0;
@@ -119,16 +119,17 @@ async fn publish(
     plan: &PublishPlan,
 ) -> anyhow::Result<u8> {
     let description = format!("pipeline-publisher publish: {}", plan.target_path);
-    let token = match client
-        .mint_token(
-            &config.user_name,
-            &config.password,
-            args.registry.token_lifetime,
-            &description,
-        )
-        .await
+    let mut session = match TokenSession::open(
+        client.clone(),
+        &config.user_name,
+        &config.password,
+        args.registry.token_lifetime,
+        &description,
+        Redactor::new(),
+    )
+    .await
     {
-        Ok(token) => token,
+        Ok(session) => session,
         Err(source) => {
             let error = JobError::Token {
                 host: config.host.to_string(),
@@ -152,10 +153,8 @@ async fn publish(
         done: Mutex::new(Vec::new()),
     });
     let progress: Arc<dyn Progress> = recorder.clone();
-    let result = receipt::execute_with_progress(client, &token, plan, &progress).await;
-    if let Err(error) = client.revoke_token(&token).await {
-        tracing::warn!(error = %inline_chain(&error), "could not revoke the registry token; it expires on its own");
-    }
+    let result = receipt::execute(&mut session, plan, &progress).await;
+    session.close().await;
     if let Some(bars) = &terminal {
         bars.finish();
     }

@@ -104,13 +104,19 @@ pub enum JobError {
     },
 
     #[error(
-        "publishing `{path}` failed after {published} of {total} files were published; \
-         re-running the stage publishes only what is missing"
+        "publishing `{path}` failed; {} file{} published, {} not: re-running the stage \
+         publishes only what is missing{}",
+        published.len(),
+        if published.len() == 1 { " was" } else { "s were" },
+        not_published.len(),
+        list_files(published, not_published)
     )]
     Publish {
         path: String,
-        published: usize,
-        total: usize,
+        /// Where the files that did land are.
+        published: Vec<String>,
+        /// Paths (inside the artifact) of the files that did not, the failing one first.
+        not_published: Vec<String>,
         #[source]
         source: Box<RegistryError>,
     },
@@ -127,6 +133,31 @@ pub enum JobError {
         #[source]
         source: Box<dyn StdError + Send + Sync>,
     },
+}
+
+/// At most this many file names of each kind are listed in a failure message.
+const LISTED_FILES: usize = 20;
+
+fn list_files(published: &[String], not_published: &[String]) -> String {
+    let list = |title: &str, files: &[String]| {
+        if files.is_empty() {
+            return String::new();
+        }
+        let mut text = format!("\n  {title}:");
+        for file in files.iter().take(LISTED_FILES) {
+            text.push_str("\n    ");
+            text.push_str(file);
+        }
+        if files.len() > LISTED_FILES {
+            text.push_str(&format!("\n    … and {} more", files.len() - LISTED_FILES));
+        }
+        text
+    };
+    format!(
+        "{}{}",
+        list("published", published),
+        list("not published", not_published)
+    )
 }
 
 impl JobError {

@@ -30,7 +30,7 @@ use tracing::{info, warn};
 use crate::artifacts::{ArtifactStore, ExtractLimits, extract_zip};
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
 use crate::pipeline::{Job, JobError, JobSuccess};
-use crate::registry::RegistryClient;
+use crate::registry::{RegistryClient, TokenSession};
 use crate::worker::{JobContext, JobHandler};
 use credentials::JobCredentials;
 pub use plan::{ExtractedArtifact, PublishItem, PublishPlan};
@@ -185,19 +185,19 @@ impl JobHandler for Publisher {
             "pipeline-publisher: {} / {}",
             data.pipeline.pipeline_name, data.pipeline.execution_id
         );
-        let token = client
-            .mint_token(
-                &config.user_name,
-                &config.password,
-                self.settings.token_lifetime,
-                &description,
-            )
-            .await
-            .map_err(|source| JobError::Token {
-                host: config.host.to_string(),
-                source: Box::new(source),
-            })?;
-        context.redactor.add(&token.token);
+        let mut session = TokenSession::open(
+            client.clone(),
+            &config.user_name,
+            &config.password,
+            self.settings.token_lifetime,
+            &description,
+            context.redactor.clone(),
+        )
+        .await
+        .map_err(|source| JobError::Token {
+            host: config.host.to_string(),
+            source: Box::new(source),
+        })?;
         info!(
             files = plan.items.len(),
             bytes = plan.total_bytes(),
@@ -205,12 +205,9 @@ impl JobHandler for Publisher {
         );
 
         let published = self
-            .publish_with_build_info(&client, &token, &plan, data, started, &context)
+            .publish_with_build_info(&mut session, &plan, data, started, &context)
             .await;
-        if let Err(error) = client.revoke_token(&token).await {
-            // Short-lived tokens may be non-revocable by server policy; it expires on its own.
-            warn!(error = %crate::pipeline::failure::inline_chain(&error), "could not revoke the job's registry token");
-        }
+        session.close().await;
         drop(workspace);
         let (published, build_info_published) = published?;
         if let Some(output) = data.output_artifacts.first() {
@@ -242,15 +239,13 @@ impl Publisher {
     /// Publishes the plan, then the build info that lists what it published.
     async fn publish_with_build_info(
         &self,
-        client: &RegistryClient,
-        token: &crate::registry::AccessToken,
+        session: &mut TokenSession,
         plan: &PublishPlan,
         data: &crate::pipeline::JobData,
         started: time::OffsetDateTime,
         context: &JobContext,
     ) -> Result<(Receipt, bool), JobError> {
-        let published =
-            receipt::execute_with_progress(client, token, plan, &context.progress).await?;
+        let published = receipt::execute(session, plan, &context.progress).await?;
         let document = build_info::document(
             plan,
             &published,
@@ -258,7 +253,11 @@ impl Publisher {
             started,
             time::OffsetDateTime::now_utc(),
         );
-        match client.publish_build_info(token, &document).await {
+        match session
+            .client()
+            .publish_build_info(session.token(), &document)
+            .await
+        {
             Ok(()) => {
                 info!(name = %plan.build.name, number = %plan.build.number, "published build info");
                 Ok((published, true))

@@ -10,12 +10,12 @@ use tracing::{info, warn};
 
 use crate::artifacts::Checksums;
 use crate::pipeline::JobError;
-use crate::progress::{NoProgress, Progress};
+use crate::progress::Progress;
 use crate::publish::formats::{Format, file_name};
 use crate::publish::plan::{Package, PublishItem, PublishPlan};
 use crate::registry::{
     AccessToken, DeployOutcome, DeployRequest, NpmPublish, PypiUpload, RegistryClient,
-    RegistryError,
+    RegistryError, TokenSession,
 };
 
 /// One published file.
@@ -45,39 +45,34 @@ pub struct Receipt {
     pub files: Vec<PublishedFile>,
 }
 
-/// Publishes every item of `plan` in order; stops at the first failure and says how far it got.
+/// Publishes every item of `plan` in order, renewing the session's token once if it expires;
+/// stops at the first failure and says what was and was not published.
 pub async fn execute(
-    client: &RegistryClient,
-    token: &AccessToken,
-    plan: &PublishPlan,
-) -> Result<Receipt, JobError> {
-    execute_with_progress(
-        client,
-        token,
-        plan,
-        &(Arc::new(NoProgress) as Arc<dyn Progress>),
-    )
-    .await
-}
-
-/// [`execute`], telling `progress` when each file starts, how its bytes go, and when it is done.
-pub async fn execute_with_progress(
-    client: &RegistryClient,
-    token: &AccessToken,
+    session: &mut TokenSession,
     plan: &PublishPlan,
     progress: &Arc<dyn Progress>,
 ) -> Result<Receipt, JobError> {
     let mut receipt = Receipt::default();
-    for item in &plan.items {
+    for (index, item) in plan.items.iter().enumerate() {
         progress.start(&item.target_path, item.source.size);
-        let published = publish_item(client, token, item, progress)
-            .await
-            .map_err(|source| JobError::Publish {
-                path: item.target_path.clone(),
-                published: receipt.files.len(),
-                total: plan.items.len(),
-                source: Box::new(source),
-            })?;
+        let mut attempt = publish_item(session.client(), session.token(), item, progress).await;
+        if let Err(error) = &attempt
+            && session.should_renew(error)
+        {
+            attempt = match session.renew().await {
+                Ok(()) => publish_item(session.client(), session.token(), item, progress).await,
+                Err(renewal) => Err(renewal),
+            };
+        }
+        let published = attempt.map_err(|source| JobError::Publish {
+            path: item.target_path.clone(),
+            published: receipt.files.iter().map(|file| file.url.clone()).collect(),
+            not_published: plan.items[index..]
+                .iter()
+                .map(|item| item.source.relative_path.clone())
+                .collect(),
+            source: Box::new(source),
+        })?;
         progress.complete(&item.target_path, item.source.size, published.outcome);
         info!(
             target = %published.url,

@@ -13,6 +13,7 @@ mod npm;
 pub mod paths;
 mod pypi;
 pub mod retry;
+mod session;
 mod token;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
+pub use session::TokenSession;
 pub use token::{AccessToken, TokenApi};
 
 /// The HTTP client every registry call goes through.

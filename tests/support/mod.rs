@@ -145,3 +145,37 @@ pub fn firmware_job(
 
 /// The firmware example, the usual payload.
 pub const FIRMWARE: &[(&str, &[u8])] = FIRMWARE_EXAMPLE;
+
+/// Forwards `request` to `upstream` (a base URL) and returns the answer: the body of test
+/// proxies that sit in front of the mock registry to inject faults.
+pub async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    let url = format!("{upstream}{}", parts.uri.path_and_query().unwrap());
+    let mut outgoing = client.request(parts.method, url).body(body);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = outgoing.send().await.unwrap();
+    let mut response = axum::response::Response::builder().status(answer.status());
+    for (name, value) in answer.headers() {
+        response = response.header(name, value);
+    }
+    response
+        .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+        .unwrap()
+}
+
+/// Serves `app` on 127.0.0.1 and returns its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
