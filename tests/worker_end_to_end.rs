@@ -414,3 +414,25 @@ async fn a_panic_inside_a_job_still_ends_it_with_one_failure() {
     );
     assert!(!message.contains(DEMO_PASSWORD));
 }
+
+#[tokio::test]
+async fn job_api_throttling_is_absorbed_and_the_job_still_ends_once() {
+    let environment = environment().await;
+    // Every job-API call for a while answers ThrottlingException ("Rate exceeded"): the SDK's
+    // own retries and the loop's backoff must absorb it without losing or doubling the job.
+    environment.sandbox.sandbox.throttle_next(12);
+    let configuration = environment.firmware_configuration();
+    let result = run_one_firmware_job(&environment, configuration, FIRMWARE_EXAMPLE).await;
+    assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    let throttled = environment
+        .sandbox
+        .sandbox
+        .calls()
+        .into_iter()
+        .filter(|call| {
+            matches!(call, RecordedCall::JobApi { outcome: pipeline_publisher::sandbox::CallOutcome::Error(code), .. }
+                if code == "ThrottlingException")
+        })
+        .count();
+    assert_eq!(throttled, 12);
+}
