@@ -85,6 +85,9 @@ pub struct WorkerArgs {
     #[arg(long, env = "PIPELINE_PUBLISHER_MAX_JOBS")]
     pub max_jobs: Option<u64>,
 
+    /// How long the registry may stay silent before a request counts as stalled (and is retried).
+    #[arg(long, env = "PIPELINE_PUBLISHER_REGISTRY_TIMEOUT", default_value = "120s", value_parser = duration)]
+    pub registry_timeout: Duration,
     /// Lifetime of the registry token minted for each job.
     #[arg(long, env = "PIPELINE_PUBLISHER_TOKEN_LIFETIME", default_value = "15m", value_parser = duration)]
     pub token_lifetime: Duration,

@@ -32,12 +32,21 @@ pub use token::{AccessToken, TokenApi};
 
 /// The HTTP client every registry call goes through.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    http_client_with_timeout(DEFAULT_READ_TIMEOUT)
+}
+
+/// How long a registry may stay silent (no byte read) before the request counts as stalled.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// [`http_client`] with another stall timeout.
+pub fn http_client_with_timeout(read_timeout: Duration) -> anyhow::Result<reqwest::Client> {
     let client = reqwest::Client::builder()
         .user_agent(concat!("pipeline-publisher/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
-        // A stalled registry must not hold a job forever; large uploads keep the connection busy.
-        .read_timeout(Duration::from_secs(120))
+        // A stalled registry must not hold a job forever; a stalled request is retried like any
+        // other timeout. Large uploads keep reading and writing, so they never trip it.
+        .read_timeout(read_timeout)
         .pool_idle_timeout(Duration::from_secs(60))
         .build()?;
     Ok(client)
