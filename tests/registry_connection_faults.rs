@@ -40,10 +40,7 @@ async fn resetting_proxy(upstream: std::net::SocketAddr) -> (String, Arc<AtomicU
                     let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
                 });
                 let mut buffer = vec![0u8; 64 * 1024];
-                loop {
-                    let Ok(read) = client_read.read(&mut buffer).await else {
-                        break;
-                    };
+                while let Ok(read) = client_read.read(&mut buffer).await {
                     if read == 0 {
                         break;
                     }
