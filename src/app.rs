@@ -33,8 +33,11 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let api = AwsJobApi::new(&sdk_config, &action_type)
         .with_context(|| format!("the action type {action_type} is not valid"))?;
     let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
-    let http = crate::registry::http_client_with_timeout(args.registry_timeout)
-        .context("could not set up the HTTP client")?;
+    let http = crate::registry::http_client_with(&crate::registry::HttpOptions {
+        read_timeout: args.registry_timeout,
+        ca_bundle: args.ca_bundle.clone(),
+    })
+    .context("could not set up the HTTP client")?;
     let publisher = Publisher::new(args.publisher_settings(), store, http);
     let state_dir = args.state_dir();
     let journal = Journal::open(&state_dir).context("could not open the job journal")?;

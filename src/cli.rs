@@ -88,6 +88,9 @@ pub struct WorkerArgs {
     /// How long the registry may stay silent before a request counts as stalled (and is retried).
     #[arg(long, env = "PIPELINE_PUBLISHER_REGISTRY_TIMEOUT", default_value = "120s", value_parser = duration)]
     pub registry_timeout: Duration,
+    /// Extra CA certificates (PEM bundle) to trust for registries, besides the system's.
+    #[arg(long, env = "PIPELINE_PUBLISHER_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
     /// Lifetime of the registry token minted for each job.
     #[arg(long, env = "PIPELINE_PUBLISHER_TOKEN_LIFETIME", default_value = "15m", value_parser = duration)]
     pub token_lifetime: Duration,

@@ -16,8 +16,11 @@ pub mod retry;
 mod session;
 mod token;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use url::Url;
 
@@ -32,7 +35,25 @@ pub use token::{AccessToken, TokenApi};
 
 /// The HTTP client every registry call goes through.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    http_client_with_timeout(DEFAULT_READ_TIMEOUT)
+    http_client_with(&HttpOptions::default())
+}
+
+/// What an operator can change about how the registry is reached.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// How long the registry may stay silent before a request counts as stalled.
+    pub read_timeout: Duration,
+    /// Extra CA certificates (PEM) to trust besides the system's, e.g. a private CA.
+    pub ca_bundle: Option<PathBuf>,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self {
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            ca_bundle: None,
+        }
+    }
 }
 
 /// How long a registry may stay silent (no byte read) before the request counts as stalled.
@@ -40,7 +61,38 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// [`http_client`] with another stall timeout.
 pub fn http_client_with_timeout(read_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    let client = reqwest::Client::builder()
+    http_client_with(&HttpOptions {
+        read_timeout,
+        ..HttpOptions::default()
+    })
+}
+
+/// [`http_client`] with `options`. Certificate verification is always on: a bundle only adds
+/// trusted roots, it never turns checking off.
+pub fn http_client_with(options: &HttpOptions) -> anyhow::Result<reqwest::Client> {
+    let read_timeout = options.read_timeout;
+    let mut builder = reqwest::Client::builder();
+    if let Some(path) = &options.ca_bundle {
+        let pem = std::fs::read(path).with_context(|| {
+            format!(
+                "could not read the CA bundle `{}` (--ca-bundle)",
+                path.display()
+            )
+        })?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+            format!(
+                "`{}` is not a PEM certificate bundle (--ca-bundle)",
+                path.display()
+            )
+        })?;
+        anyhow::ensure!(
+            !certificates.is_empty(),
+            "`{}` holds no PEM certificate (--ca-bundle)",
+            path.display()
+        );
+        builder = builder.tls_certs_merge(certificates);
+    }
+    let client = builder
         .user_agent(concat!("pipeline-publisher/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(10))
