@@ -436,3 +436,27 @@ async fn job_api_throttling_is_absorbed_and_the_job_still_ends_once() {
         .count();
     assert_eq!(throttled, 12);
 }
+
+#[tokio::test]
+async fn job_api_outages_and_transient_s3_errors_are_absorbed() {
+    let environment = environment().await;
+    // HTTP 503 from the job API, then 503 SlowDown from S3 on the artifact download.
+    environment.sandbox.sandbox.unavailable_next(6);
+    environment.sandbox.sandbox.fail_s3_next(2);
+    let configuration = environment.firmware_configuration();
+    let result = run_one_firmware_job(&environment, configuration, FIRMWARE_EXAMPLE).await;
+    assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    let calls = environment.sandbox.sandbox.calls();
+    let unavailable = calls
+        .iter()
+        .filter(|call| {
+            matches!(call, RecordedCall::JobApi { outcome: pipeline_publisher::sandbox::CallOutcome::Error(code), .. }
+                if code == "ServiceUnavailableException")
+        })
+        .count();
+    let slow_down = calls
+        .iter()
+        .filter(|call| matches!(call, RecordedCall::S3 { status: 503, .. }))
+        .count();
+    assert_eq!((unavailable, slow_down), (6, 2));
+}

@@ -41,7 +41,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "__type": self.kind, "message": self.message });
-        json_response(StatusCode::BAD_REQUEST, &body)
+        let status = if self.kind == "ServiceUnavailableException" {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        json_response(status, &body)
     }
 }
 
@@ -188,6 +193,13 @@ pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
 /// Answers ThrottlingException while `throttle_next` has calls left.
 fn take_throttle(sandbox: &Sandbox) -> Result<(), ApiError> {
     let mut state = sandbox.inner.state();
+    if state.unavailable_remaining > 0 {
+        state.unavailable_remaining -= 1;
+        return Err(ApiError::new(
+            "ServiceUnavailableException",
+            "Service is unavailable",
+        ));
+    }
     if state.throttle_remaining > 0 {
         state.throttle_remaining -= 1;
         return Err(ApiError::new("ThrottlingException", "Rate exceeded"));

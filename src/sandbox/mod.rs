@@ -225,6 +225,16 @@ impl Sandbox {
         self.inner.state().throttle_remaining = n;
     }
 
+    /// The next `n` job-API calls answer HTTP 503 `ServiceUnavailableException`.
+    pub fn unavailable_next(&self, n: u32) {
+        self.inner.state().unavailable_remaining = n;
+    }
+
+    /// The next `n` S3 requests answer HTTP 503 `SlowDown`.
+    pub fn fail_s3_next(&self, n: u32) {
+        self.inner.state().s3_failures_remaining = n;
+    }
+
     /// Another worker wins the race for the job: it may still be handed to us by a poll, but
     /// our AcknowledgeJob answers InvalidNonceException and the job is then in progress
     /// elsewhere.

@@ -56,6 +56,17 @@ impl S3Error {
     }
 }
 
+/// Whether this request is one of those `fail_s3_next` asked to fail.
+fn take_s3_failure(sandbox: &Sandbox) -> bool {
+    let mut state = sandbox.inner.state();
+    if state.s3_failures_remaining > 0 {
+        state.s3_failures_remaining -= 1;
+        true
+    } else {
+        false
+    }
+}
+
 /// The axum handler for every S3 request.
 pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
@@ -83,6 +94,11 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
             StatusCode::NOT_IMPLEMENTED,
             "NotImplemented",
             "The sandbox implements only object GET, HEAD and PUT",
+        )),
+        Ok(_) if take_s3_failure(&sandbox) => Err(S3Error::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "SlowDown",
+            "Please reduce your request rate.",
         )),
         Ok(ref key) => match authenticate(&sandbox, &parts) {
             Err(error) => Err(error),

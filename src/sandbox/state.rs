@@ -129,6 +129,10 @@ pub(crate) struct State {
     pub(crate) calls: Vec<RecordedCall>,
     /// How many more job-API calls answer ThrottlingException.
     pub(crate) throttle_remaining: u32,
+    /// Job-API calls still to answer 503 ServiceUnavailableException.
+    pub(crate) unavailable_remaining: u32,
+    /// S3 requests still to answer 503 SlowDown.
+    pub(crate) s3_failures_remaining: u32,
     /// Counter for naming object files.
     pub(crate) next_file: u64,
 }
