@@ -6,6 +6,7 @@ pub mod config;
 pub mod control_plane;
 pub mod failure;
 pub mod job;
+pub mod paths;
 pub mod properties;
 
 pub use control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};

@@ -1,0 +1,108 @@
+//! Parsing of the path- and property-shaped configuration values: `TargetPath` templates,
+//! paths inside the artifact, and `key=value;key2=v1,v2` property lists. Each result is checked
+//! to stay inside the repository or artifact it names.
+
+use std::collections::BTreeMap;
+
+use crate::pipeline::job::JobData;
+
+/// Expands `{PipelineName}`, `{ExecutionId}`, `{Revision}` and `{ShortRevision}` and checks that
+/// the result stays inside the repository.
+pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, String> {
+    let revision = data
+        .input_artifacts
+        .iter()
+        .find_map(|artifact| artifact.revision.as_deref());
+    let mut expanded = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        expanded.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            return Err(format!("`{template}` has an unclosed `{{`"));
+        };
+        let name = &rest[start + 1..start + end];
+        let value = match name {
+            "PipelineName" => data.pipeline.pipeline_name.clone(),
+            "ExecutionId" => data.pipeline.execution_id.clone(),
+            "Revision" | "ShortRevision" => {
+                let Some(revision) = revision else {
+                    return Err(format!(
+                        "`{template}` uses {{{name}}} but the input artifact has no revision"
+                    ));
+                };
+                if name == "Revision" {
+                    revision.to_owned()
+                } else {
+                    revision.chars().take(7).collect()
+                }
+            }
+            other => {
+                return Err(format!(
+                    "`{template}` uses unknown placeholder {{{other}}}; known: {{PipelineName}}, \
+                     {{ExecutionId}}, {{Revision}}, {{ShortRevision}}"
+                ));
+            }
+        };
+        expanded.push_str(&value);
+        rest = &rest[start + end + 1..];
+    }
+    expanded.push_str(rest);
+
+    let segments: Vec<&str> = expanded.split('/').filter(|s| !s.is_empty()).collect();
+    for segment in &segments {
+        if *segment == "." || *segment == ".." || segment.contains('\\') {
+            return Err(format!(
+                "`{expanded}` must stay inside the repository (no `.`, `..` or `\\`)"
+            ));
+        }
+        if segment.chars().any(char::is_control) {
+            return Err(format!("`{expanded}` contains control characters"));
+        }
+    }
+    Ok(segments.join("/"))
+}
+
+/// Checks a path inside an artifact: relative, `/`-separated, never leaving the artifact.
+pub fn relative_file_path(raw: &str) -> Result<String, String> {
+    let trimmed = raw.trim().trim_start_matches("./");
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    if trimmed.is_empty()
+        || trimmed.starts_with('/')
+        || trimmed.contains('\\')
+        || segments
+            .iter()
+            .any(|segment| segment.is_empty() || *segment == "." || *segment == "..")
+        || trimmed.chars().any(char::is_control)
+    {
+        return Err(format!(
+            "`{raw}` must be a relative path inside the artifact, e.g. publish-spec.json or \
+             ci/publish-spec.json (no `..`, `\\` or leading `/`)"
+        ));
+    }
+    Ok(segments.join("/"))
+}
+
+/// Parses `key=value;key2=a,b` into properties; `,` separates several values of one key.
+pub fn parse_properties(raw: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let mut properties: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "`{pair}` is not key=value (separate pairs with `;`)"
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(format!("`{pair}` needs a key without spaces before `=`"));
+        }
+        let values = properties.entry(key.to_owned()).or_default();
+        values.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned),
+        );
+    }
+    Ok(properties)
+}
