@@ -16,7 +16,7 @@ use crate::support::{Bench, Endpoints, Stage, secs, spawn_process, spawn_worker}
 
 const SAMPLE_WORKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/e2e/sample_worker.py");
 
-const JOB_TIMEOUT: Duration = Duration::from_secs(600);
+const JOB_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The raw-tools pipeline, exactly as run: fetch the zip with curl from a plain HTTP server,
 /// unzip it, hash each file with sha256sum, sha1sum and md5sum (three reads), PUT each file
@@ -100,7 +100,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
             .sandbox
             .sandbox
             .queue_job(stage.job(&key, None, Some(&target)));
-        let worker = spawn_worker(
+        let mut worker = spawn_worker(
             bench,
             &stage,
             &format!("s1-{label}"),
@@ -110,7 +110,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
             },
             &[],
         );
-        stage.expect_success(&job_id, JOB_TIMEOUT, &worker).await;
+        stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
         let ours = worker.started.elapsed();
         let stats = worker.stats(bench);
         worker.stop().await;
@@ -152,7 +152,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
                     .sandbox
                     .sandbox
                     .queue_job(stage.job(&key, None, Some(&python_target)));
-                let process = spawn_process(
+                let mut process = spawn_process(
                     bench,
                     &stage,
                     &format!("s1-{label}-python"),
@@ -164,7 +164,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
                     &[SAMPLE_WORKER.to_owned()],
                     false,
                 );
-                stage.expect_success(&job_id, JOB_TIMEOUT, &process).await;
+                stage.expect_success(&job_id, JOB_TIMEOUT, &mut process).await;
                 let elapsed = process.started.elapsed();
                 let python_stats = process.stats(bench);
                 process.stop().await;
@@ -257,7 +257,7 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
             .sandbox
             .queue_job(stage.job(&key, Some(&link.url), None));
         let sent_before = link.counts.sent.load(Ordering::Relaxed);
-        let worker = spawn_worker(
+        let mut worker = spawn_worker(
             bench,
             &stage,
             &format!("s3-{variant}"),
@@ -267,7 +267,7 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
             },
             &[],
         );
-        stage.expect_success(&job_id, JOB_TIMEOUT, &worker).await;
+        stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
         let elapsed = worker.started.elapsed();
         worker.stop().await;
         let sent = link.counts.sent.load(Ordering::Relaxed) - sent_before;

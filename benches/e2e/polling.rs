@@ -171,8 +171,8 @@ pub async fn scenario_6(bench: &Bench, report: &mut Report) {
     report.row(
         "6",
         &format!("idle {seconds} s: CPU time (incl. start-up)"),
-        format!("{:.3} s ({:.2} % of one core)", stats.cpu.as_secs_f64(), 100.0 * cpu_share),
-        format!("{:.3} s sample-style", sample_stats.cpu.as_secs_f64()),
+        format!("{:.0} ms ({:.2} % of one core)", 1000.0 * stats.cpu.as_secs_f64(), 100.0 * cpu_share),
+        format!("{:.0} ms sample-style", 1000.0 * sample_stats.cpu.as_secs_f64()),
         "—".into(),
         "no busy CPU (< 1 %)",
         Verdict::from(cpu_share < 0.01),

@@ -43,7 +43,7 @@ pub async fn scenario_2(bench: &Bench, report: &mut Report) {
             Some(&proxy.url),
             None,
         ));
-        let worker = spawn_worker(
+        let mut worker = spawn_worker(
             bench,
             &stage,
             &format!("s2-{index}"),
@@ -54,7 +54,7 @@ pub async fn scenario_2(bench: &Bench, report: &mut Report) {
             args,
         );
         stage
-            .expect_success(&job_id, Duration::from_secs(600), &worker)
+            .expect_success(&job_id, Duration::from_secs(600), &mut worker)
             .await;
         let elapsed = worker.started.elapsed();
         worker.stop().await;

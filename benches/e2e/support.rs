@@ -10,7 +10,7 @@ use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig, RunningMockRegistry};
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::sandbox::{
-    ArtifactSpec, JobResult, JobSpec, RunningSandbox, Sandbox, SandboxConfig,
+    ArtifactSpec, JobSpec, RunningSandbox, Sandbox, SandboxConfig,
 };
 
 /// Settings of one run of the suite.
@@ -101,14 +101,18 @@ impl Stage {
         spec
     }
 
-    /// Waits for the job's result; panics with the worker's log when it fails or times out.
-    pub async fn expect_success(&self, job_id: &str, timeout: Duration, worker: &WorkerProcess) {
-        match self.sandbox.sandbox.wait_for_result(job_id, timeout).await {
-            Some(JobResult::Success { .. }) => {}
-            other => panic!(
-                "job {job_id} did not succeed within {timeout:?}: {other:?}\nworker log (tail):\n{}",
+    /// Waits for the job's result; panics with the worker's log when it fails, times out, or
+    /// the worker exits first.
+    pub async fn expect_success(&self, job_id: &str, timeout: Duration, worker: &mut WorkerProcess) {
+        let outcome = tokio::select! {
+            result = self.sandbox.sandbox.wait_for_result(job_id, timeout) => format!("{result:?}"),
+            status = worker.child.wait() => format!("the worker exited first: {status:?}"),
+        };
+        if !outcome.starts_with("Some(Success") {
+            panic!(
+                "job {job_id} did not succeed within {timeout:?}: {outcome}\nworker log (tail):\n{}",
                 worker.log_tail()
-            ),
+            );
         }
     }
 }
@@ -198,6 +202,7 @@ pub fn spawn_process(
         .env("AWS_SHARED_CREDENTIALS_FILE", home.join("credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", &stage.config().region)
+        .env("AWS_DEFAULT_REGION", &stage.config().region)
         .env("AWS_ACCESS_KEY_ID", access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
         .env("AWS_ENDPOINT_URL_CODEPIPELINE", endpoints.job_api)
