@@ -162,7 +162,13 @@ pub async fn scenario_6(bench: &Bench, report: &mut Report) {
     report.row(
         "6",
         &format!("idle {seconds} s: RSS now (peak)"),
-        format!("{:.1} MiB ({:.1} MiB)", stats.rss_mib(), stats.peak_mib()),
+        format!(
+            "{:.1} MiB ({:.1} MiB); anon {:.1} + file-backed {:.1}",
+            stats.rss_mib(),
+            stats.peak_mib(),
+            stats.rss_anon_kib as f64 / 1024.0,
+            stats.rss_file_kib as f64 / 1024.0
+        ),
         format!("{:.1} MiB ({:.1} MiB) sample-style config of ours", sample_stats.rss_mib(), sample_stats.peak_mib()),
         "—".into(),
         "≤ 15 MiB",

@@ -138,6 +138,9 @@ pub struct ProcStats {
     pub rss_kib: u64,
     /// Peak resident set size (VmHWM), KiB.
     pub peak_rss_kib: u64,
+    /// Of `rss_kib`: anonymous memory (heap, stacks) and file-backed pages (mostly the binary).
+    pub rss_anon_kib: u64,
+    pub rss_file_kib: u64,
     /// User + system CPU time.
     pub cpu: Duration,
 }
@@ -268,6 +271,8 @@ pub fn read_proc_stats(pid: u32, clock_ticks: u64) -> Option<ProcStats> {
     Some(ProcStats {
         rss_kib: field("VmRSS:"),
         peak_rss_kib: field("VmHWM:"),
+        rss_anon_kib: field("RssAnon:"),
+        rss_file_kib: field("RssFile:"),
         cpu: Duration::from_secs_f64(ticks as f64 / clock_ticks.max(1) as f64),
     })
 }
