@@ -113,6 +113,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
         stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
         let ours = worker.started.elapsed();
         let stats = worker.stats(bench);
+        let phases = worker.phases();
         worker.stop().await;
         check_published(&stage, &target, &generated);
 
@@ -178,7 +179,7 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
         report.row(
             "1",
             &format!("{} MiB image, {label} zip ({:.0} MiB): end-to-end time", size >> 20, mib(generated.zip_bytes)),
-            format!("{:.2} s (CPU {:.2} s)", secs(ours), secs(stats.cpu)),
+            format!("{:.2} s (CPU {:.2} s; {phases})", secs(ours), secs(stats.cpu)),
             format!("{:.2} s raw tools ({steps})", secs(raw)),
             format!("{ratio:.2}× of raw"),
             "≤ 0.4×",
@@ -269,6 +270,7 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
         );
         stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
         let elapsed = worker.started.elapsed();
+        eprintln!("    phases: {}", worker.phases());
         worker.stop().await;
         let sent = link.counts.sent.load(Ordering::Relaxed) - sent_before;
         // Everything it sent is in the registry; this run's image is among them.

@@ -245,12 +245,57 @@ impl WorkerProcess {
         }
     }
 
+    /// Where the job's time went, from the timestamps of the worker's own log lines:
+    /// "download 1.50 s, extract+hash 4.10 s, token 0.01 s, upload 4.80 s" (phases whose
+    /// messages are missing are left out, so a changed log wording degrades gracefully).
+    pub fn phases(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let stamp = |line: &str| line.split_whitespace().next().and_then(seconds_of_day);
+        let first = |needle: &str| text.lines().find(|line| line.contains(needle)).and_then(stamp);
+        let last = |needle: &str| {
+            text.lines()
+                .filter(|line| line.contains(needle))
+                .last()
+                .and_then(stamp)
+        };
+        // The last "published file" rather than "job succeeded": the harness may read the log
+        // before the worker has written its final line.
+        let marks = [
+            ("start", first("worker started")),
+            ("poll+ack+download", first("downloaded input artifact")),
+            ("extract+hash", first("extracted input artifact")),
+            ("token", first("publishing")),
+            ("upload", last("published file")),
+        ];
+        let mut out = Vec::new();
+        let mut previous: Option<f64> = None;
+        for (name, mark) in marks {
+            if let (Some(from), Some(to)) = (previous, mark) {
+                out.push(format!("{name} {:.2} s", to - from));
+            }
+            if mark.is_some() {
+                previous = mark;
+            }
+        }
+        out.join(", ")
+    }
+
     /// The last lines of the worker's log, for failure messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
+}
+
+/// `2026-11-26T08:19:28.165422Z` → seconds since that day's midnight.
+fn seconds_of_day(stamp: &str) -> Option<f64> {
+    let time = stamp.split_once('T')?.1.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let hours: f64 = parts.next()?.parse().ok()?;
+    let minutes: f64 = parts.next()?.parse().ok()?;
+    let seconds: f64 = parts.next()?.parse().ok()?;
+    Some(hours * 3600.0 + minutes * 60.0 + seconds)
 }
 
 pub fn read_proc_stats(pid: u32, clock_ticks: u64) -> Option<ProcStats> {
