@@ -88,6 +88,9 @@ pub struct WorkerArgs {
     /// How long the registry may stay silent before a request counts as stalled (and is retried).
     #[arg(long, env = "PIPELINE_PUBLISHER_REGISTRY_TIMEOUT", default_value = "120s", value_parser = duration)]
     pub registry_timeout: Duration,
+    /// Files of one job uploaded at once.
+    #[arg(long, env = "PIPELINE_PUBLISHER_UPLOAD_CONCURRENCY", default_value_t = crate::publish::DEFAULT_UPLOAD_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub upload_concurrency: u16,
     /// Extra CA certificates (PEM bundle) to trust for registries, besides the system's.
     #[arg(long, env = "PIPELINE_PUBLISHER_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
@@ -213,6 +216,7 @@ impl WorkerArgs {
                 max_ratio: self.max_compression_ratio,
             },
             token_lifetime: self.token_lifetime,
+            upload_concurrency: usize::from(self.upload_concurrency),
             work_dir: self.work_dir.clone(),
         }
     }

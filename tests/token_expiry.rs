@@ -68,7 +68,13 @@ async fn run_job(environment: &LocalEnvironment, expirations: usize) -> JobResul
         .upload_artifact("BuildOutput", Some("0123456789abcdef"), FIRMWARE_EXAMPLE)
         .unwrap();
     let job_id = environment.queue_job("nestbox-firmware", configuration, vec![artifact]);
-    let publisher = environment.publisher(PublisherSettings::default()).unwrap();
+    // One upload at a time, so "after the first deploy" means the same file in every run.
+    let publisher = environment
+        .publisher(PublisherSettings {
+            upload_concurrency: 1,
+            ..PublisherSettings::default()
+        })
+        .unwrap();
     environment.run_worker(publisher, 1).await.unwrap();
     let record = environment.sandbox.sandbox.job(&job_id).unwrap();
     assert_eq!(record.results.len(), 1, "{:?}", record.results);

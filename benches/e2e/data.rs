@@ -75,7 +75,7 @@ pub fn write_firmware_zip(
         written += take as u64;
         index += 1;
     }
-    if variant % 2 == 0 {
+    if variant.is_multiple_of(2) {
         write_small(&mut writer)?;
     }
     let mut inner = writer.finish()?;
@@ -95,7 +95,11 @@ fn firmware_block(generator: &mut Prng, index: u64, block: &mut [u8]) {
     generator.fill(payload);
     let (padding, table) = rest.split_at_mut(256 * 1024);
     padding.fill(0xFF);
-    let line = format!("sector {index:08x} calibration gain=0.{:04} offset=-{:03}\n", index % 9973, index % 211);
+    let line = format!(
+        "sector {index:08x} calibration gain=0.{:04} offset=-{:03}\n",
+        index % 9973,
+        index % 211
+    );
     for (slot, byte) in table.iter_mut().zip(line.bytes().cycle()) {
         *slot = byte;
     }
@@ -104,14 +108,17 @@ fn firmware_block(generator: &mut Prng, index: u64, block: &mut [u8]) {
 /// `count` small files (0.5–8 KiB, under the 10 KiB checksum-deploy threshold) spread over a
 /// few directories, zipped (deflated) in memory.
 pub fn small_files_zip(count: usize) -> anyhow::Result<Vec<u8>> {
-    let mut generator = Prng(0x00a9_e47);
+    let mut generator = Prng(0x000a_9e47);
     let mut files: Vec<(String, Vec<u8>)> = Vec::with_capacity(count);
     for index in 0..count {
         let size = 512 + (generator.next_u64() % (7 * 1024 + 512)) as usize;
         let mut bytes = vec![0u8; size];
         generator.fill(&mut bytes);
         files.push((
-            format!("camera-agent/lib/module-{:02}/part-{index:04}.bin", index % 20),
+            format!(
+                "camera-agent/lib/module-{:02}/part-{index:04}.bin",
+                index % 20
+            ),
             bytes,
         ));
     }

@@ -23,9 +23,15 @@ pub async fn scenario_5(bench: &Bench, report: &mut Report) {
         .and_then(|value| value.parse().ok())
         .unwrap_or(100.0);
     let burst = (rate / 5.0).max(1.0);
-    eprintln!("[5] {WORKERS} workers, {jobs} jobs, job API throttled above {rate} req/s (burst {burst})");
+    eprintln!(
+        "[5] {WORKERS} workers, {jobs} jobs, job API throttled above {rate} req/s (burst {burst})"
+    );
     let stage = Stage::start(SandboxConfig::default()).await;
-    let proxy = http_proxy(&stage.sandbox.endpoint_url, Policy::Throttle { rate, burst }).await;
+    let proxy = http_proxy(
+        &stage.sandbox.endpoint_url,
+        Policy::Throttle { rate, burst },
+    )
+    .await;
     let mut job_ids = Vec::with_capacity(jobs);
     for index in 0..jobs {
         let key = format!("fleet/BuildOutput/{index:05}");
@@ -36,12 +42,11 @@ pub async fn scenario_5(bench: &Bench, report: &mut Report) {
             .sandbox
             .put_object(&stage.config().artifact_bucket, &key, &archive)
             .expect("object stored");
-        job_ids.push(
-            stage
-                .sandbox
-                .sandbox
-                .queue_job(stage.job(&key, None, Some(&format!("fleet/{index:05}")))),
-        );
+        job_ids.push(stage.sandbox.sandbox.queue_job(stage.job(
+            &key,
+            None,
+            Some(&format!("fleet/{index:05}")),
+        )));
     }
 
     let started = Instant::now();
@@ -75,7 +80,10 @@ pub async fn scenario_5(bench: &Bench, report: &mut Report) {
         let record = stage.sandbox.sandbox.job(job_id).expect("job exists");
         acknowledged_once += usize::from(record.acknowledgements == 1);
         one_result += usize::from(record.results.len() == 1);
-        succeeded += usize::from(matches!(record.results.as_slice(), [JobResult::Success { .. }]));
+        succeeded += usize::from(matches!(
+            record.results.as_slice(),
+            [JobResult::Success { .. }]
+        ));
         rejected += record.rejected_results.len();
     }
     let total = proxy.counts.requests.load(Ordering::Relaxed);

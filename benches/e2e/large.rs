@@ -69,7 +69,10 @@ fn check_published(stage: &Stage, prefix: &str, generated: &GeneratedZip) {
         .registry
         .artifact(DEMO_REPO, &path)
         .unwrap_or_else(|| panic!("{path} was not published"));
-    assert_eq!(stored.sha256, generated.image_sha256, "{path}: content differs");
+    assert_eq!(
+        stored.sha256, generated.image_sha256,
+        "{path}: content differs"
+    );
     assert_eq!(stored.size, generated.image_bytes);
 }
 
@@ -110,7 +113,9 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
             },
             &[],
         );
-        stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
+        stage
+            .expect_success(&job_id, JOB_TIMEOUT, &mut worker)
+            .await;
         let ours = worker.started.elapsed();
         let stats = worker.stats(bench);
         let phases = worker.phases();
@@ -149,10 +154,11 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
         let python = match &bench.python {
             Some(python) => {
                 let python_target = format!("python/{label}");
-                let job_id = stage
-                    .sandbox
-                    .sandbox
-                    .queue_job(stage.job(&key, None, Some(&python_target)));
+                let job_id =
+                    stage
+                        .sandbox
+                        .sandbox
+                        .queue_job(stage.job(&key, None, Some(&python_target)));
                 let mut process = spawn_process(
                     bench,
                     &stage,
@@ -165,7 +171,9 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
                     &[SAMPLE_WORKER.to_owned()],
                     false,
                 );
-                stage.expect_success(&job_id, JOB_TIMEOUT, &mut process).await;
+                stage
+                    .expect_success(&job_id, JOB_TIMEOUT, &mut process)
+                    .await;
                 let elapsed = process.started.elapsed();
                 let python_stats = process.stats(bench);
                 process.stop().await;
@@ -178,8 +186,16 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
         let ratio = secs(ours) / secs(raw);
         report.row(
             "1",
-            &format!("{} MiB image, {label} zip ({:.0} MiB): end-to-end time", size >> 20, mib(generated.zip_bytes)),
-            format!("{:.2} s (CPU {:.2} s; {phases})", secs(ours), secs(stats.cpu)),
+            &format!(
+                "{} MiB image, {label} zip ({:.0} MiB): end-to-end time",
+                size >> 20,
+                mib(generated.zip_bytes)
+            ),
+            format!(
+                "{:.2} s (CPU {:.2} s; {phases})",
+                secs(ours),
+                secs(stats.cpu)
+            ),
             format!("{:.2} s raw tools ({steps})", secs(raw)),
             format!("{ratio:.2}× of raw"),
             "≤ 0.4×",
@@ -187,11 +203,19 @@ pub async fn scenario_1(bench: &Bench, report: &mut Report) {
         );
         let (python_time, python_rss, python_ratio) = match python {
             Some((elapsed, python_stats)) => (
-                format!("{:.2} s Python sample-style (CPU {:.2} s)", secs(elapsed), secs(python_stats.cpu)),
+                format!(
+                    "{:.2} s Python sample-style (CPU {:.2} s)",
+                    secs(elapsed),
+                    secs(python_stats.cpu)
+                ),
                 format!("{:.0} MiB Python sample-style", python_stats.peak_mib()),
                 format!("{:.2}× of Python", secs(ours) / secs(elapsed)),
             ),
-            None => ("python3 with boto3 not found: skipped".into(), "—".into(), "—".into()),
+            None => (
+                "python3 with boto3 not found: skipped".into(),
+                "—".into(),
+                "—".into(),
+            ),
         };
         report.row(
             "1",
@@ -234,7 +258,10 @@ fn step_times(path: &Path) -> String {
 pub async fn scenario_3(bench: &Bench, report: &mut Report) {
     let size = image_bytes(bench);
     const RATE: f64 = 100e6;
-    eprintln!("[3] re-publish of an unchanged {} MiB build, registry link 100 MB/s", size >> 20);
+    eprintln!(
+        "[3] re-publish of an unchanged {} MiB build, registry link 100 MB/s",
+        size >> 20
+    );
     let stage = Stage::start(SandboxConfig::default()).await;
     let upstream = stage
         .registry
@@ -245,7 +272,10 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
     let link = tcp_rate_limiter(upstream, RATE).await;
     let dir = bench.dir("s3");
     let mut results = Vec::new();
-    for (variant, label) in [(0u8, "first publish"), (1u8, "re-publish (new zip, same files)")] {
+    for (variant, label) in [
+        (0u8, "first publish"),
+        (1u8, "re-publish (new zip, same files)"),
+    ] {
         let zip_path = dir.join(format!("build-{variant}.zip"));
         let generated = generate(&zip_path, size, CompressionMethod::Stored, variant).await;
         let key = format!("nestbox-firmware/BuildOutput/run-{variant}");
@@ -268,7 +298,9 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
             },
             &[],
         );
-        stage.expect_success(&job_id, JOB_TIMEOUT, &mut worker).await;
+        stage
+            .expect_success(&job_id, JOB_TIMEOUT, &mut worker)
+            .await;
         let elapsed = worker.started.elapsed();
         eprintln!("    phases: {}", worker.phases());
         worker.stop().await;
@@ -282,8 +314,16 @@ pub async fn scenario_3(bench: &Bench, report: &mut Report) {
             .filter(|artifact| artifact.path.ends_with(IMAGE_NAME))
             .filter(|artifact| artifact.sha256 == generated.image_sha256)
             .count();
-        assert_eq!(images, usize::from(variant) + 1, "image published at a new path");
-        eprintln!("    {label}: {:.2} s, {:.3} MiB sent", secs(elapsed), mib(sent));
+        assert_eq!(
+            images,
+            usize::from(variant) + 1,
+            "image published at a new path"
+        );
+        eprintln!(
+            "    {label}: {:.2} s, {:.3} MiB sent",
+            secs(elapsed),
+            mib(sent)
+        );
         results.push((elapsed, sent));
     }
     let (first_time, first_sent) = results[0];

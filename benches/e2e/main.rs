@@ -64,7 +64,8 @@ fn main() {
         root: root.clone(),
         bin,
         quick,
-        has_upload_concurrency: String::from_utf8_lossy(&help.stdout).contains("--upload-concurrency"),
+        has_upload_concurrency: String::from_utf8_lossy(&help.stdout)
+            .contains("--upload-concurrency"),
         python: Some(PathBuf::from(
             shell("python3 -c 'import boto3, sys; print(sys.executable)' 2>/dev/null").trim(),
         ))
@@ -112,7 +113,11 @@ fn main() {
                 5 => fleet::scenario_5(&bench, &mut report).await,
                 _ => unreachable!(),
             }
-            eprintln!("    (scenario {scenario} took {:.0} s; {})", at.elapsed().as_secs_f64(), load());
+            eprintln!(
+                "    (scenario {scenario} took {:.0} s; {})",
+                at.elapsed().as_secs_f64(),
+                load()
+            );
         }
         if let Some(idle) = idle {
             let idle_report = idle.await.expect("scenario 6");
@@ -122,12 +127,21 @@ fn main() {
     });
     report.rows.sort_by(|a, b| a.scenario.cmp(&b.scenario));
     if quick {
-        report.note("--quick: reduced sizes; these figures are not comparable with the targets".into());
+        report.note(
+            "--quick: reduced sizes; these figures are not comparable with the targets".into(),
+        );
     }
     if !bench.bin.to_string_lossy().contains("/release/") {
-        report.note(format!("worker binary is not a release build: {}", bench.bin.display()));
+        report.note(format!(
+            "worker binary is not a release build: {}",
+            bench.bin.display()
+        ));
     }
-    report.note(format!("suite took {:.0} s; {}", started.elapsed().as_secs_f64(), load()));
+    report.note(format!(
+        "suite took {:.0} s; {}",
+        started.elapsed().as_secs_f64(),
+        load()
+    ));
     let markdown = format!("{machine_before}\n\n{}", report.markdown());
     println!("\n{markdown}");
     let results = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-results.md");
@@ -173,7 +187,10 @@ fn scratch_root() -> PathBuf {
 }
 
 fn available_bytes(path: &Path) -> u64 {
-    let output = shell(&format!("df -B1 --output=avail '{}' | tail -1", path.display()));
+    let output = shell(&format!(
+        "df -B1 --output=avail '{}' | tail -1",
+        path.display()
+    ));
     output.trim().parse().unwrap_or(0)
 }
 

@@ -237,7 +237,9 @@ impl Pacer {
 /// A TCP pipe to `upstream` limited to `bytes_per_second` in each direction (all connections
 /// together, like one network link), counting the bytes it carries.
 pub async fn tcp_rate_limiter(upstream: SocketAddr, bytes_per_second: f64) -> Served<ByteCounts> {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind limiter");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind limiter");
     let url = format!("http://{}", listener.local_addr().expect("limiter address"));
     let counts = Arc::new(ByteCounts::default());
     let pacer = |_| {
@@ -264,7 +266,13 @@ pub async fn tcp_rate_limiter(upstream: SocketAddr, bytes_per_second: f64) -> Se
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = server.into_split();
             let counts = task_counts.clone();
-            tokio::spawn(pump(client_read, server_write, up.clone(), counts.clone(), true));
+            tokio::spawn(pump(
+                client_read,
+                server_write,
+                up.clone(),
+                counts.clone(),
+                true,
+            ));
             tokio::spawn(pump(server_read, client_write, down.clone(), counts, false));
         }
     });
@@ -313,16 +321,20 @@ pub async fn static_file_server(file: PathBuf) -> Served<()> {
                 Response::builder()
                     .header(CONTENT_LENGTH, length)
                     .header("content-type", "application/zip")
-                    .body(Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                        handle,
-                        256 * 1024,
-                    )))
+                    .body(Body::from_stream(
+                        tokio_util::io::ReaderStream::with_capacity(handle, 256 * 1024),
+                    ))
                     .expect("file response")
             }
         }),
     );
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind file server");
-    let url = format!("http://{}", listener.local_addr().expect("file server address"));
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind file server");
+    let url = format!(
+        "http://{}",
+        listener.local_addr().expect("file server address")
+    );
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router).await;
     });

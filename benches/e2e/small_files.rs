@@ -23,7 +23,11 @@ pub async fn scenario_2(bench: &Bench, report: &mut Report) {
     stage
         .sandbox
         .sandbox
-        .put_object(&stage.config().artifact_bucket, "agent/BuildOutput/small", &archive)
+        .put_object(
+            &stage.config().artifact_bucket,
+            "agent/BuildOutput/small",
+            &archive,
+        )
         .expect("object stored");
 
     let mut runs: Vec<(&str, Vec<String>)> = vec![("current default", Vec::new())];
@@ -61,7 +65,10 @@ pub async fn scenario_2(bench: &Bench, report: &mut Report) {
         let requests = proxy.counts.requests.load(Ordering::Relaxed) - requests_before;
         let published = stage.registry.registry.artifacts(DEMO_REPO).len() - before_files;
         assert_eq!(published, count, "{label}: every file published");
-        eprintln!("    {label}: {:.2} s, {requests} registry requests", secs(elapsed));
+        eprintln!(
+            "    {label}: {:.2} s, {requests} registry requests",
+            secs(elapsed)
+        );
         timings.push((*label, elapsed, requests));
     }
 

@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig, RunningMockRegistry};
 use pipeline_publisher::pipeline::properties;
-use pipeline_publisher::sandbox::{
-    ArtifactSpec, JobSpec, RunningSandbox, Sandbox, SandboxConfig,
-};
+use pipeline_publisher::sandbox::{ArtifactSpec, JobSpec, RunningSandbox, Sandbox, SandboxConfig};
 
 /// Settings of one run of the suite.
 pub struct Bench {
@@ -103,7 +101,12 @@ impl Stage {
 
     /// Waits for the job's result; panics with the worker's log when it fails, times out, or
     /// the worker exits first.
-    pub async fn expect_success(&self, job_id: &str, timeout: Duration, worker: &mut WorkerProcess) {
+    pub async fn expect_success(
+        &self,
+        job_id: &str,
+        timeout: Duration,
+        worker: &mut WorkerProcess,
+    ) {
         let outcome = tokio::select! {
             result = self.sandbox.sandbox.wait_for_result(job_id, timeout) => format!("{result:?}"),
             status = worker.child.wait() => format!("the worker exited first: {status:?}"),
@@ -251,11 +254,14 @@ impl WorkerProcess {
     pub fn phases(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let stamp = |line: &str| line.split_whitespace().next().and_then(seconds_of_day);
-        let first = |needle: &str| text.lines().find(|line| line.contains(needle)).and_then(stamp);
+        let first = |needle: &str| {
+            text.lines()
+                .find(|line| line.contains(needle))
+                .and_then(stamp)
+        };
         let last = |needle: &str| {
             text.lines()
-                .filter(|line| line.contains(needle))
-                .last()
+                .rfind(|line| line.contains(needle))
                 .and_then(stamp)
         };
         // The last "published file" rather than "job succeeded": the harness may read the log

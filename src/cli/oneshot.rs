@@ -98,6 +98,9 @@ pub struct PublishArgs {
     /// Files at least this large get their own progress bar (or log lines when not on a terminal).
     #[arg(long, env = "PIPELINE_PUBLISHER_PROGRESS_MIN_SIZE", default_value = "8MiB", value_parser = crate::progress::parse_size)]
     pub progress_min_size: u64,
+    /// Files uploaded at once.
+    #[arg(long, env = "PIPELINE_PUBLISHER_UPLOAD_CONCURRENCY", default_value_t = crate::publish::DEFAULT_UPLOAD_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub upload_concurrency: u16,
 }
 
 /// Flags of `pipeline-publisher check`.

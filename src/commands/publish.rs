@@ -153,7 +153,13 @@ async fn publish(
         done: Mutex::new(Vec::new()),
     });
     let progress: Arc<dyn Progress> = recorder.clone();
-    let result = receipt::execute(&mut session, plan, &progress).await;
+    let result = receipt::execute(
+        &mut session,
+        plan,
+        &progress,
+        usize::from(args.upload_concurrency),
+    )
+    .await;
     session.close().await;
     if let Some(bars) = &terminal {
         bars.finish();
@@ -163,10 +169,14 @@ async fn publish(
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clone();
-    let files: Vec<SummaryFile> = done
+    // In plan order: uploads run side by side and finish in any order.
+    let files: Vec<SummaryFile> = plan
+        .items
         .iter()
-        .filter_map(|(target, outcome)| {
-            let item = plan.items.iter().find(|item| &item.target_path == target)?;
+        .filter_map(|item| {
+            let (target, outcome) = done
+                .iter()
+                .find(|(target, _)| *target == item.target_path)?;
             Some(SummaryFile {
                 source: item.source.relative_path.clone(),
                 target: client.artifact_url(&plan.repo_key, target),

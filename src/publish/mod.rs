@@ -36,6 +36,10 @@ use credentials::JobCredentials;
 pub use plan::{ExtractedArtifact, PublishItem, PublishPlan};
 pub use receipt::{PublishedFile, Receipt};
 
+/// Files uploaded at once by default: enough to hide per-request latency, few enough not to
+/// crowd a registry shared with other pipelines (JFrog CLI uses 3).
+pub const DEFAULT_UPLOAD_CONCURRENCY: u16 = 4;
+
 /// How jobs are carried out; every field is a `worker` flag.
 #[derive(Debug, Clone)]
 pub struct PublisherSettings {
@@ -43,6 +47,8 @@ pub struct PublisherSettings {
     pub extract_limits: ExtractLimits,
     /// Lifetime asked for each job's registry token.
     pub token_lifetime: Duration,
+    /// Files of one job uploaded at once.
+    pub upload_concurrency: usize,
     /// Parent of the per-job temporary directories; the system's temp dir when unset.
     pub work_dir: Option<PathBuf>,
 }
@@ -53,6 +59,7 @@ impl Default for PublisherSettings {
             config_policy: ConfigPolicy::default(),
             extract_limits: ExtractLimits::default(),
             token_lifetime: Duration::from_secs(15 * 60),
+            upload_concurrency: usize::from(DEFAULT_UPLOAD_CONCURRENCY),
             work_dir: None,
         }
     }
@@ -245,7 +252,13 @@ impl Publisher {
         started: time::OffsetDateTime,
         context: &JobContext,
     ) -> Result<(Receipt, bool), JobError> {
-        let published = receipt::execute(session, plan, &context.progress).await?;
+        let published = receipt::execute(
+            session,
+            plan,
+            &context.progress,
+            self.settings.upload_concurrency,
+        )
+        .await?;
         let document = build_info::document(
             plan,
             &published,

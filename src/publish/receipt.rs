@@ -5,7 +5,10 @@
 //! and get the same traceability properties as every other file.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures::{StreamExt, stream};
+use tokio::sync::RwLock;
 use tracing::{info, warn};
 
 use crate::artifacts::Checksums;
@@ -17,6 +20,7 @@ use crate::registry::{
     AccessToken, DeployOutcome, DeployRequest, NpmPublish, PypiUpload, RegistryClient,
     RegistryError, TokenSession,
 };
+use crate::secret::ExposeSecret;
 
 /// One published file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,45 +49,135 @@ pub struct Receipt {
     pub files: Vec<PublishedFile>,
 }
 
-/// Publishes every item of `plan` in order, renewing the session's token once if it expires;
-/// stops at the first failure and says what was and was not published.
+/// Publishes the items of `plan`, up to `concurrency` at a time over the shared connection
+/// pool, renewing the session's token once if it expires. After the first failure no new item
+/// is started; the error says what was and was not published. The receipt keeps plan order.
 pub async fn execute(
     session: &mut TokenSession,
     plan: &PublishPlan,
     progress: &Arc<dyn Progress>,
+    concurrency: usize,
 ) -> Result<Receipt, JobError> {
-    let mut receipt = Receipt::default();
-    for (index, item) in plan.items.iter().enumerate() {
-        progress.start(&item.target_path, item.source.size);
-        let mut attempt = publish_item(session.client(), session.token(), item, progress).await;
-        if let Err(error) = &attempt
-            && session.should_renew(error)
-        {
-            attempt = match session.renew().await {
-                Ok(()) => publish_item(session.client(), session.token(), item, progress).await,
-                Err(renewal) => Err(renewal),
-            };
-        }
-        let published = attempt.map_err(|source| JobError::Publish {
-            path: item.target_path.clone(),
-            published: receipt.files.iter().map(|file| file.url.clone()).collect(),
-            not_published: plan.items[index..]
-                .iter()
-                .map(|item| item.source.relative_path.clone())
-                .collect(),
-            source: Box::new(source),
-        })?;
-        progress.complete(&item.target_path, item.source.size, published.outcome);
-        info!(
-            target = %published.url,
-            format = published.format.as_str(),
-            bytes = published.size,
-            outcome = ?published.outcome,
-            "published file"
-        );
-        receipt.files.push(published);
+    let client = session.client().clone();
+    let session = RwLock::new(session);
+    let failed = AtomicBool::new(false);
+    let uploads: Vec<_> = plan
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| run_item(index, item, &client, &session, &failed, progress))
+        .collect();
+    let outcomes: Vec<(usize, Option<Result<PublishedFile, RegistryError>>)> =
+        stream::iter(uploads)
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+
+    let mut by_index: Vec<Option<Result<PublishedFile, RegistryError>>> =
+        (0..plan.items.len()).map(|_| None).collect();
+    for (index, outcome) in outcomes {
+        by_index[index] = outcome;
     }
-    Ok(receipt)
+    let mut receipt = Receipt::default();
+    let mut first_error: Option<(usize, RegistryError)> = None;
+    let mut not_published = Vec::new();
+    for (index, outcome) in by_index.into_iter().enumerate() {
+        match outcome {
+            Some(Ok(published)) => receipt.files.push(published),
+            Some(Err(error)) => {
+                not_published.push(plan.items[index].source.relative_path.clone());
+                if first_error.is_none() {
+                    first_error = Some((index, error));
+                }
+            }
+            None => not_published.push(plan.items[index].source.relative_path.clone()),
+        }
+    }
+    match first_error {
+        None => Ok(receipt),
+        Some((index, source)) => {
+            // The failing file first, then the rest in plan order.
+            let failing = plan.items[index].source.relative_path.clone();
+            not_published.retain(|path| *path != failing);
+            not_published.insert(0, failing);
+            Err(JobError::Publish {
+                path: plan.items[index].target_path.clone(),
+                published: receipt.files.iter().map(|file| file.url.clone()).collect(),
+                not_published,
+                source: Box::new(source),
+            })
+        }
+    }
+}
+
+/// One item of [`execute`]: skipped once another has failed.
+async fn run_item(
+    index: usize,
+    item: &PublishItem,
+    client: &RegistryClient,
+    session: &RwLock<&mut TokenSession>,
+    failed: &AtomicBool,
+    progress: &Arc<dyn Progress>,
+) -> (usize, Option<Result<PublishedFile, RegistryError>>) {
+    if failed.load(Ordering::SeqCst) {
+        return (index, None);
+    }
+    let result = publish_with_renewal(client, session, item, progress).await;
+    if result.is_err() {
+        failed.store(true, Ordering::SeqCst);
+    }
+    (index, Some(result))
+}
+
+/// Publishes one item; a 401 renews the session's token (once per job, whichever task sees it
+/// first) and tries the item again with the new token.
+async fn publish_with_renewal(
+    client: &RegistryClient,
+    session: &RwLock<&mut TokenSession>,
+    item: &PublishItem,
+    progress: &Arc<dyn Progress>,
+) -> Result<PublishedFile, RegistryError> {
+    progress.start(&item.target_path, item.source.size);
+    let token = session.read().await.token().clone();
+    let mut result = publish_item(client, &token, item, progress).await;
+    if let Err(RegistryError::Status { status: 401, .. }) = &result {
+        let mut guard = session.write().await;
+        let renewed = if !same_token(guard.token(), &token) {
+            // Another upload already renewed it.
+            true
+        } else if let Err(error) = &result
+            && guard.should_renew(error)
+        {
+            match guard.renew().await {
+                Ok(()) => true,
+                Err(renewal) => {
+                    result = Err(renewal);
+                    false
+                }
+            }
+        } else {
+            false
+        };
+        let current = guard.token().clone();
+        drop(guard);
+        if renewed {
+            result = publish_item(client, &current, item, progress).await;
+        }
+    }
+    let published = result?;
+    progress.complete(&item.target_path, item.source.size, published.outcome);
+    info!(
+        target = %published.url,
+        format = published.format.as_str(),
+        bytes = published.size,
+        outcome = ?published.outcome,
+        "published file"
+    );
+    Ok(published)
+}
+
+fn same_token(a: &AccessToken, b: &AccessToken) -> bool {
+    a.token.expose_secret() == b.token.expose_secret()
 }
 
 async fn publish_item(
