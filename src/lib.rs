@@ -11,7 +11,8 @@
 //!   safely, hashing each file while it is written.
 //! - [`publish`] — turns a job into a plan (which file goes where, with which properties) and
 //!   carries it out; implements the worker's [`worker::JobHandler`].
-//! - [`registry`] — the Artifactory-compatible REST client: short-lived tokens, deploys.
+//! - [`registry`] — the Artifactory-compatible REST client: short-lived tokens (renewed once),
+//!   generic and Debian deploys, npm and PyPI uploads, build info, one retry policy for all.
 //! - [`secret`] — secret values and the scrubber that keeps them out of messages.
 //! - [`mock_registry`] and [`sandbox`] — local stand-ins for Artifactory, CodePipeline and S3,
 //!   shared by `demo` and the tests.
