@@ -134,6 +134,22 @@ impl ArtifactStore {
     }
 }
 
+/// S3 and KMS error codes that mean the job's credentials may not do this: a PermissionError,
+/// for downloads and uploads alike.
+pub(super) fn is_access_denied(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied"
+            | "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "ExpiredToken"
+            | "InvalidToken"
+            | "TokenRefreshRequired"
+            | "KMS.AccessDeniedException"
+            | "KMS.NotFoundException"
+    )
+}
+
 fn classify<E, R>(error: SdkError<E, R>, artifact: &Artifact) -> DownloadError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -148,13 +164,7 @@ where
             "NoSuchKey" | "NoSuchBucket" | "NotFound" => {
                 return DownloadError::NotFound { bucket, key };
             }
-            "AccessDenied"
-            | "InvalidAccessKeyId"
-            | "SignatureDoesNotMatch"
-            | "ExpiredToken"
-            | "InvalidToken"
-            | "TokenRefreshRequired"
-            | "KMS.AccessDeniedException" => {
+            code if is_access_denied(code) => {
                 return DownloadError::AccessDenied {
                     bucket,
                     key,

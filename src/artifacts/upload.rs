@@ -77,16 +77,7 @@ where
     let key = artifact.key.clone();
     if let SdkError::ServiceError(context) = &error {
         let code = context.err().code().unwrap_or("");
-        if matches!(
-            code,
-            "AccessDenied"
-                | "InvalidAccessKeyId"
-                | "SignatureDoesNotMatch"
-                | "ExpiredToken"
-                | "InvalidToken"
-                | "KMS.AccessDeniedException"
-                | "KMS.NotFoundException"
-        ) {
+        if super::download::is_access_denied(code) {
             return UploadError::AccessDenied {
                 bucket,
                 key,

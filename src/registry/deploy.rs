@@ -87,20 +87,9 @@ impl RegistryClient {
             encode_segment(repo),
             encode_path(path)
         ));
-        let response = self
-            .send_with_retries("file info", &url, || async {
-                Ok(self
-                    .http()
-                    .get(&url)
-                    .bearer_auth(token.token.expose_secret()))
-            })
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(response) = self.get_if_found("file info", &url, token, None).await? else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(RegistryError::from_response("file info", response).await);
-        }
+        };
         let info: StorageInfo =
             response
                 .json()

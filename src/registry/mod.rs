@@ -25,6 +25,7 @@ use anyhow::Context;
 use url::Url;
 
 use crate::progress::Progress;
+use crate::secret::ExposeSecret;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
@@ -156,6 +157,36 @@ impl RegistryClient {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// GETs `url` with the token under the retry policy: `None` when the registry has nothing
+    /// there (404), the response when it does, an error for any other answer.
+    pub(crate) async fn get_if_found(
+        &self,
+        operation: &'static str,
+        url: &str,
+        token: &AccessToken,
+        accept: Option<&'static str>,
+    ) -> Result<Option<reqwest::Response>, RegistryError> {
+        let response = self
+            .send_with_retries(operation, url, || async {
+                let request = self
+                    .http()
+                    .get(url)
+                    .bearer_auth(token.token.expose_secret());
+                Ok(match accept {
+                    Some(accept) => request.header(reqwest::header::ACCEPT, accept),
+                    None => request,
+                })
+            })
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(RegistryError::from_response(operation, response).await);
+        }
+        Ok(Some(response))
     }
 
     /// `base` joined with an already-encoded relative path.

@@ -8,7 +8,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde_json::{Map, Value, json};
 use tokio::io::AsyncReadExt;
 
@@ -71,21 +71,12 @@ impl RegistryClient {
         request: &NpmPublish<'_>,
     ) -> Result<Option<String>, RegistryError> {
         let url = self.npm_package_url(request.repo, request.name);
-        let response = self
-            .send_with_retries("npm packument", &url, || async {
-                Ok(self
-                    .http()
-                    .get(&url)
-                    .bearer_auth(token.token.expose_secret())
-                    .header(ACCEPT, "application/json"))
-            })
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(response) = self
+            .get_if_found("npm packument", &url, token, Some("application/json"))
+            .await?
+        else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(RegistryError::from_response("npm packument", response).await);
-        }
+        };
         let packument: Value =
             response
                 .json()

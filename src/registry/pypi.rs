@@ -50,20 +50,12 @@ impl RegistryClient {
         request: &PypiUpload<'_>,
     ) -> Result<Option<String>, RegistryError> {
         let url = self.pypi_project_url(request.repo, request.project);
-        let response = self
-            .send_with_retries("pypi index", &url, || async {
-                Ok(self
-                    .http()
-                    .get(&url)
-                    .bearer_auth(token.token.expose_secret()))
-            })
-            .await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(response) = self
+            .get_if_found("PyPI simple index", &url, token, None)
+            .await?
+        else {
             return Ok(None);
-        }
-        if !response.status().is_success() {
-            return Err(RegistryError::from_response("PyPI simple index", response).await);
-        }
+        };
         let page = response
             .text()
             .await
