@@ -7,13 +7,13 @@
 //! are computed in the same pass that writes it.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use crate::artifacts::checksum::{Checksums, MultiHasher};
+use crate::artifacts::checksum::{Checksums, hash_stream};
 
 /// Caps that bound what one artifact may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -161,7 +161,7 @@ pub fn extract_zip(
                 source,
             })?;
         }
-        let output = OpenOptions::new()
+        let mut output = OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
@@ -169,55 +169,44 @@ pub fn extract_zip(
                 path: path.clone(),
                 source,
             })?;
-        let mut output = io::BufWriter::with_capacity(256 * 1024, output);
-        let mut hasher = MultiHasher::new();
-        let mut buffer = vec![0u8; 256 * 1024];
         let mut size = 0u64;
-        loop {
-            let read = entry
-                .read(&mut buffer)
-                .map_err(|source| ExtractError::Corrupt {
-                    entry: name.clone(),
-                    source,
-                })?;
-            if read == 0 {
-                break;
-            }
-            let chunk = &buffer[..read];
-            size += read as u64;
-            if size > budget {
-                return Err(ExtractError::TooLarge {
-                    limit: limits.max_total_bytes,
-                });
-            }
-            if size > RATIO_FLOOR_BYTES && size / compressed > limits.max_ratio {
-                return Err(ExtractError::RatioExceeded {
-                    entry: name,
-                    limit: limits.max_ratio,
-                });
-            }
-            hasher.update(chunk);
-            output
-                .write_all(chunk)
-                .map_err(|source| ExtractError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-        }
-        output
-            .into_inner()
-            .map_err(|error| error.into_error())
-            .and_then(|file| file.sync_all())
-            .map_err(|source| ExtractError::Write {
-                path: path.clone(),
+        let (_, checksums) = hash_stream(
+            &mut entry,
+            |chunk| {
+                size += chunk.len() as u64;
+                if size > budget {
+                    return Err(ExtractError::TooLarge {
+                        limit: limits.max_total_bytes,
+                    });
+                }
+                if size > RATIO_FLOOR_BYTES && size / compressed > limits.max_ratio {
+                    return Err(ExtractError::RatioExceeded {
+                        entry: name.clone(),
+                        limit: limits.max_ratio,
+                    });
+                }
+                output
+                    .write_all(chunk)
+                    .map_err(|source| ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    })
+            },
+            |source| ExtractError::Corrupt {
+                entry: name.clone(),
                 source,
-            })?;
+            },
+        )?;
+        output.sync_all().map_err(|source| ExtractError::Write {
+            path: path.clone(),
+            source,
+        })?;
         budget -= size;
         files.push(ExtractedFile {
             relative_path: relative,
             path,
             size,
-            checksums: hasher.finish(),
+            checksums,
         });
     }
     files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));

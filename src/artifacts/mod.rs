@@ -5,7 +5,7 @@ pub mod download;
 pub mod extract;
 pub mod upload;
 
-pub use checksum::{Checksums, MultiHasher};
+pub use checksum::{ChecksumStream, Checksums, MultiHasher};
 pub use download::{ArtifactStore, DownloadError};
 pub use extract::{ExtractError, ExtractLimits, ExtractedFile, extract_zip};
 pub use upload::UploadError;

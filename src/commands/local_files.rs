@@ -3,12 +3,12 @@
 //! hashed in one read.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::artifacts::{ExtractLimits, ExtractedFile, MultiHasher, extract_zip};
+use crate::artifacts::checksum::hash_stream;
+use crate::artifacts::{ExtractLimits, ExtractedFile, extract_zip};
 
 /// Files found under `path`, sorted by relative path. A zip is extracted into `scratch`.
 pub fn collect(path: &Path, scratch: &Path) -> anyhow::Result<Vec<ExtractedFile>> {
@@ -70,24 +70,16 @@ fn hash_file(root: &Path, path: PathBuf) -> anyhow::Result<ExtractedFile> {
         .join("/");
     let mut file =
         File::open(&path).with_context(|| format!("cannot open `{}`", path.display()))?;
-    let mut hasher = MultiHasher::new();
-    let mut buffer = vec![0; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read `{}`", path.display()))?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-        size += read as u64;
-    }
+    let (size, checksums) = hash_stream(
+        &mut file,
+        |_| Ok(()),
+        |error| anyhow::Error::new(error).context(format!("cannot read `{}`", path.display())),
+    )?;
     Ok(ExtractedFile {
         relative_path,
         path,
         size,
-        checksums: hasher.finish(),
+        checksums,
     })
 }
 

@@ -36,7 +36,13 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
     ];
     let settings = settings::Settings::load(&args.registry, &overrides)?;
     let scratch = private_tempdir()?;
-    let files = local_files::collect(&args.path, scratch.path())?;
+    // Hashing large files hands chunks to hashing threads with blocking sends.
+    let files = {
+        let (path, scratch) = (args.path.clone(), scratch.path().to_owned());
+        tokio::task::spawn_blocking(move || local_files::collect(&path, &scratch))
+            .await
+            .context("the task reading the files failed")??
+    };
 
     let execution_id = args.execution_id.clone().unwrap_or_else(|| {
         let now = SystemTime::now()
@@ -89,9 +95,17 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
         root,
         files,
     }];
-    let plan = PublishPlan::build(&config, &data, &extracted, &scratch.path().join("packed"))
+    let plan = {
+        let (config, data) = (config.clone(), data.clone());
+        let pack_dir = scratch.path().join("packed");
+        tokio::task::spawn_blocking(move || {
+            PublishPlan::build(&config, &data, &extracted, &pack_dir)
+        })
+        .await
+        .context("the planning task failed")?
         .map_err(|(artifact, source)| JobError::Plan { artifact, source })
-        .context("could not plan the publish")?;
+        .context("could not plan the publish")?
+    };
     let client = RegistryClient::new(
         crate::registry::http_client().context("could not set up the HTTP client")?,
         config.host.clone(),

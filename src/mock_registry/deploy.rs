@@ -9,21 +9,15 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt as _;
-use md5::Md5;
 use serde_json::json;
-use sha1::{Digest as _, Sha1};
-use sha2::Sha256;
-use tokio::io::AsyncWriteExt as _;
 
 use super::Shared;
 use super::auth::Caller;
 use super::clock::{artifactory_timestamp, from_unix_millis, to_unix_millis};
 use super::error::ApiError;
 use super::paths::{ItemPath, base_url, download_url, parse_item_path};
+use super::staging::{FileDigests, StagedFile, StagingWriter};
 use super::store::{ArtifactRecord, ChecksumKind, Commit};
-
-/// Buffer between the request body and the staging file, to keep blocking writes few.
-const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
 /// Checksums announced in `X-Checksum-*` headers, lower-cased.
 #[derive(Debug, Default)]
@@ -81,15 +75,7 @@ impl Announced {
     }
 }
 
-/// The digests of some content.
-struct Digests {
-    size: u64,
-    sha1: String,
-    sha256: String,
-    md5: String,
-}
-
-impl Digests {
+impl FileDigests {
     fn get(&self, kind: ChecksumKind) -> &str {
         match kind {
             ChecksumKind::Sha1 => &self.sha1,
@@ -115,7 +101,7 @@ fn mime_type_for(path: &str) -> &'static str {
     }
 }
 
-fn mismatch(item: &ItemPath, announced: &Announced, actual: &Digests) -> Option<ApiError> {
+fn mismatch(item: &ItemPath, announced: &Announced, actual: &FileDigests) -> Option<ApiError> {
     let infos: Vec<String> = announced
         .pairs()
         .map(|(kind, original)| {
@@ -154,40 +140,16 @@ fn overwrite_denied(item: &ItemPath, username: &str) -> ApiError {
     ))
 }
 
-/// Streams the body into a staging file, hashing as it goes; returns the file and its digests.
-async fn receive(shared: &Shared, body: Body) -> Result<(tempfile::TempPath, Digests), ApiError> {
-    let (file, staged) = shared
-        .store
-        .staging_file()
-        .map_err(|error| ApiError::internal("Cannot create a staging file", &error))?;
-    let mut writer =
-        tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, tokio::fs::File::from_std(file));
-    let (mut sha1, mut sha256, mut md5) = (Sha1::new(), Sha256::new(), Md5::new());
-    let mut size = 0u64;
+/// Streams the body into a staging file, hashing as it goes.
+async fn receive(shared: &Shared, body: Body) -> Result<StagedFile, ApiError> {
+    let mut writer = StagingWriter::new(shared)?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk
             .map_err(|error| ApiError::bad_request(format!("Failed to read the body: {error}")))?;
-        sha1.update(&chunk);
-        sha256.update(&chunk);
-        md5.update(&chunk);
-        size += chunk.len() as u64;
-        writer
-            .write_all(&chunk)
-            .await
-            .map_err(|error| ApiError::internal("Cannot write the staging file", &error))?;
+        writer.write(chunk).await?;
     }
-    writer
-        .flush()
-        .await
-        .map_err(|error| ApiError::internal("Cannot write the staging file", &error))?;
-    let digests = Digests {
-        size,
-        sha1: hex::encode(sha1.finalize()),
-        sha256: hex::encode(sha256.finalize()),
-        md5: hex::encode(md5.finalize()),
-    };
-    Ok((staged, digests))
+    writer.finish().await
 }
 
 /// The stored record whose content matches every announced checksum, for a checksum deploy.
@@ -248,14 +210,17 @@ pub(super) async fn deploy(
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
     let digests = if checksum_deploy {
         let existing = find_existing(&shared, &announced)?;
-        Digests {
+        FileDigests {
             size: existing.size,
             sha1: existing.sha1,
             sha256: existing.sha256,
             md5: existing.md5,
         }
     } else {
-        let (staged, digests) = receive(&shared, body).await?;
+        let StagedFile {
+            temp: staged,
+            digests,
+        } = receive(&shared, body).await?;
         if let Some(error) = mismatch(&item, &announced, &digests) {
             return Err(error);
         }

@@ -193,7 +193,7 @@ async fn prepare(
             Some(_) => return Err(forbidden_republish(version)),
             None => {}
         }
-        let staged = stage_bytes(shared, &tarball).await?;
+        let staged = stage_bytes(shared, tarball.into()).await?;
         prepared.push(Prepared {
             version: version.clone(),
             manifest: manifest.clone(),

@@ -75,7 +75,7 @@ async fn receive_form(shared: &Shared, mut multipart: Multipart) -> Result<Uploa
             }
             let mut writer = StagingWriter::new(shared)?;
             while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-                writer.write(&chunk).await?;
+                writer.write(chunk).await?;
             }
             form.content = Some((file_name, writer.finish().await?));
             continue;

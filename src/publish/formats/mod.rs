@@ -17,7 +17,7 @@ use base64::Engine;
 use sha2::{Digest, Sha512};
 
 use crate::artifacts::Checksums;
-use crate::artifacts::checksum::MultiHasher;
+use crate::artifacts::checksum::hash_stream;
 
 /// A package format the worker publishes through its registry API (or, for Debian, with the
 /// properties its indexer needs).
@@ -52,22 +52,18 @@ pub struct FileHashes {
 /// Reads `path` once and hashes it with md5, sha1, sha256 and sha512.
 pub fn hash_file(path: &Path) -> io::Result<FileHashes> {
     let mut file = File::open(path)?;
-    let mut hasher = MultiHasher::new();
     let mut sha512 = Sha512::new();
-    let mut buffer = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        size += read as u64;
-        hasher.update(&buffer[..read]);
-        sha512.update(&buffer[..read]);
-    }
+    let (size, checksums) = hash_stream(
+        &mut file,
+        |chunk| {
+            sha512.update(chunk);
+            Ok(())
+        },
+        |error| error,
+    )?;
     Ok(FileHashes {
         size,
-        checksums: hasher.finish(),
+        checksums,
         sha512_base64: base64::engine::general_purpose::STANDARD.encode(sha512.finalize()),
     })
 }
