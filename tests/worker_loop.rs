@@ -1,7 +1,7 @@
 //! The real poll loop driven by a scripted control plane, with tokio's clock paused so backoff
 //! and drain timeouts are instant and deterministic.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,10 +17,16 @@ use tokio::sync::{Notify, oneshot};
 struct FakeJobApi {
     /// Polls that answer `ThrottlingException` before any job is handed out.
     throttled_polls: AtomicUsize,
+    /// Polls that fail as unreachable (after the throttled ones) before any job is handed out.
+    unavailable_polls: AtomicUsize,
+    /// Success results that answer `ThrottlingException` before one is accepted.
+    throttled_results: AtomicUsize,
     /// Jobs waiting to be polled; each poll hands out at most `maxBatchSize` of them.
     queue: Mutex<VecDeque<&'static str>>,
     /// `maxBatchSize` of every poll, in order.
     batch_sizes: Mutex<Vec<usize>>,
+    /// When each poll was made (tokio's clock, paused in these tests), in order.
+    poll_times: Mutex<Vec<tokio::time::Instant>>,
     /// Job ids whose acknowledgement answers with a status other than InProgress.
     not_ours: Vec<&'static str>,
     results: Mutex<Vec<(String, Result<JobSuccess, JobFailure>)>>,
@@ -37,6 +43,43 @@ impl FakeJobApi {
     fn results(&self) -> Vec<(String, Result<JobSuccess, JobFailure>)> {
         self.results.lock().unwrap().clone()
     }
+
+    fn result_ids(&self) -> Vec<String> {
+        let mut ids: Vec<_> = self.results().into_iter().map(|(id, _)| id).collect();
+        ids.sort();
+        ids
+    }
+
+    /// When each poll was made, as time since `start`.
+    fn poll_offsets(&self, start: tokio::time::Instant) -> Vec<Duration> {
+        self.poll_times
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|at| at.duration_since(start))
+            .collect()
+    }
+}
+
+fn throttled() -> JobApiError {
+    JobApiError::Throttled {
+        code: "ThrottlingException".into(),
+        message: "Rate exceeded".into(),
+    }
+}
+
+/// Takes one from `counter` if it is not yet zero.
+fn take_one(counter: &AtomicUsize) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+            left.checked_sub(1)
+        })
+        .is_ok()
+}
+
+/// The gaps between consecutive instants.
+fn gaps(offsets: &[Duration]) -> Vec<Duration> {
+    offsets.windows(2).map(|pair| pair[1] - pair[0]).collect()
 }
 
 fn job(id: &str) -> Job {
@@ -51,16 +94,16 @@ fn job(id: &str) -> Job {
 impl JobApi for FakeJobApi {
     async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
         self.batch_sizes.lock().unwrap().push(max_batch_size);
-        if self
-            .throttled_polls
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok()
-        {
-            return Err(JobApiError::Throttled {
-                code: "ThrottlingException".into(),
-                message: "Rate exceeded".into(),
+        self.poll_times
+            .lock()
+            .unwrap()
+            .push(tokio::time::Instant::now());
+        if take_one(&self.throttled_polls) {
+            return Err(throttled());
+        }
+        if take_one(&self.unavailable_polls) {
+            return Err(JobApiError::Unavailable {
+                message: "connection refused".into(),
             });
         }
         let mut queue = self.queue.lock().unwrap();
@@ -90,6 +133,9 @@ impl JobApi for FakeJobApi {
         job_id: &str,
         success: &JobSuccess,
     ) -> Result<(), JobApiError> {
+        if take_one(&self.throttled_results) {
+            return Err(throttled());
+        }
         self.results
             .lock()
             .unwrap()
@@ -148,6 +194,24 @@ impl JobHandler for Gated {
     }
 }
 
+/// Takes as long as its table says for each job (on tokio's clock).
+struct Timed(HashMap<&'static str, Duration>);
+
+impl JobHandler for Timed {
+    async fn handle(&self, job: Job, _context: JobContext) -> Result<JobSuccess, JobError> {
+        let duration = self.0.get(job.id.as_str()).copied().unwrap_or_default();
+        tokio::time::sleep(duration).await;
+        Ok(JobSuccess {
+            summary: format!("did {}", job.id),
+            ..JobSuccess::default()
+        })
+    }
+}
+
+fn millis(value: u64) -> Duration {
+    Duration::from_millis(value)
+}
+
 fn settings(concurrency: usize, max_jobs: Option<u64>) -> WorkerSettings {
     WorkerSettings {
         concurrency,
@@ -157,9 +221,41 @@ fn settings(concurrency: usize, max_jobs: Option<u64>) -> WorkerSettings {
 }
 
 #[tokio::test(start_paused = true)]
-async fn throttling_backs_off_without_losing_or_crashing() {
+async fn throttled_polls_retry_at_a_short_pace_and_lose_no_job() {
     let api = Arc::new(FakeJobApi {
-        throttled_polls: AtomicUsize::new(3),
+        throttled_polls: AtomicUsize::new(8),
+        throttled_results: AtomicUsize::new(3),
+        ..FakeJobApi::with_jobs(&["a", "b"])
+    });
+    let started = tokio::time::Instant::now();
+    let report = worker::run(
+        api.clone(),
+        Arc::new(Instant),
+        settings(4, Some(2)),
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!((report.succeeded, report.undelivered), (2, 0));
+    assert_eq!(api.result_ids(), ["a", "b"], "each job ended exactly once");
+    let polls = api.poll_offsets(started);
+    assert_eq!(
+        polls.len(),
+        9,
+        "8 throttled polls, then the one that got the jobs"
+    );
+    // Full jitter from 200 ms, doubling, capped at 2 s: never a long sleep. (The error policy,
+    // 1 s doubling to 60 s with at least half of it fixed, would take over a minute here.)
+    for gap in gaps(&polls) {
+        assert!(gap <= Duration::from_secs(2), "{gap:?} in {polls:?}");
+    }
+    let nominal_total = millis(200 + 400 + 800 + 1600 + 4 * 2000);
+    assert!(polls[8] <= nominal_total, "{polls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn transport_errors_still_back_off_slowly() {
+    let api = Arc::new(FakeJobApi {
+        unavailable_polls: AtomicUsize::new(3),
         ..FakeJobApi::with_jobs(&["a", "b"])
     });
     let started = tokio::time::Instant::now();
@@ -172,13 +268,116 @@ async fn throttling_backs_off_without_losing_or_crashing() {
     .await;
     assert_eq!(report.succeeded, 2);
     // Equal-jitter backoff from 1 s: at least 0.5 + 1 + 2 s of waiting before the jobs arrived.
+    let polls = api.poll_offsets(started);
+    assert!(polls[3] >= millis(3500), "{polls:?}");
+    assert_eq!(api.result_ids(), ["a", "b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_busy_window_keeps_empty_polls_at_the_minimum_then_backs_off() {
+    let api = Arc::new(FakeJobApi::with_jobs(&["a"]));
+    let worker_settings = WorkerSettings {
+        poll_min_interval: Duration::from_secs(1),
+        poll_max_interval: Duration::from_secs(8),
+        busy_window: Duration::from_secs(60),
+        ..settings(1, None)
+    };
+    let started = tokio::time::Instant::now();
+    let report = worker::run(
+        api.clone(),
+        Arc::new(Instant),
+        worker_settings,
+        tokio::time::sleep(Duration::from_secs(150)),
+    )
+    .await;
+    assert_eq!(report.succeeded, 1);
+    let polls = api.poll_offsets(started);
+    assert_eq!(polls[0], Duration::ZERO, "the first poll got the job");
+    // Within 60 s of receiving the job, every empty poll follows the last within 1 s ± 20 %.
+    let window_end = polls
+        .iter()
+        .position(|&at| at >= Duration::from_secs(60))
+        .expect("polls after the window");
+    let in_window = gaps(&polls[..=window_end]);
+    assert!(in_window.len() >= 50, "{polls:?}");
+    for gap in &in_window {
+        assert!(
+            *gap <= millis(1200),
+            "{gap:?} inside the busy window: {polls:?}"
+        );
+    }
+    // After it, the idle backoff starts from the minimum and doubles to the maximum.
+    let after = gaps(&polls[window_end..]);
+    assert!(after.len() >= 8, "{polls:?}");
+    for (index, gap) in after.iter().enumerate() {
+        let nominal = 1000u64 << index.min(3);
+        let band = millis(nominal * 8 / 10)..=millis(nominal * 12 / 10);
+        assert!(
+            band.contains(gap),
+            "gap {index} after the window is {gap:?}, expected {nominal} ms ± 20 %: {after:?}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_partly_free_worker_gathers_then_asks_for_every_free_slot() {
+    // The first batch ends at 1.0, 1.1 and 1.2 s; "d" runs on. Polling when "a" ended would ask
+    // for one job; gathering (500 ms by default) asks once, for three.
+    let api = Arc::new(FakeJobApi::with_jobs(&["a", "b", "c", "d", "e", "f", "g"]));
+    let handler = Timed(HashMap::from([
+        ("a", millis(1000)),
+        ("b", millis(1100)),
+        ("c", millis(1200)),
+        ("d", millis(30_000)),
+        ("e", millis(100)),
+        ("f", millis(100)),
+        ("g", millis(100)),
+    ]));
+    let started = tokio::time::Instant::now();
+    let report = worker::run(
+        api.clone(),
+        Arc::new(handler),
+        settings(4, None),
+        tokio::time::sleep(Duration::from_secs(40)),
+    )
+    .await;
+    assert_eq!(report.succeeded, 7);
+    assert_eq!(api.batch_sizes.lock().unwrap()[..2], [4, 3]);
+    let polls = api.poll_offsets(started);
+    let gather_delay = WorkerSettings::default().gather_delay;
+    assert_eq!(gather_delay, millis(500));
     assert!(
-        started.elapsed() >= Duration::from_millis(3500),
-        "{:?}",
-        started.elapsed()
+        (millis(1000) + gather_delay..millis(1050) + gather_delay).contains(&polls[1]),
+        "polled one gather delay after the first slot freed: {polls:?}"
     );
-    let ids: Vec<_> = api.results().into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ids, ["a", "b"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_ends_together_is_replaced_by_one_full_poll() {
+    let api = Arc::new(FakeJobApi::with_jobs(&[
+        "a", "b", "c", "d", "e", "f", "g", "h",
+    ]));
+    let handler = Timed(HashMap::from([
+        ("a", millis(1000)),
+        ("b", millis(1050)),
+        ("c", millis(1100)),
+        ("d", millis(1150)),
+    ]));
+    let started = tokio::time::Instant::now();
+    let report = worker::run(
+        api.clone(),
+        Arc::new(handler),
+        settings(4, Some(8)),
+        std::future::pending(),
+    )
+    .await;
+    assert_eq!(report.succeeded, 8);
+    assert_eq!(*api.batch_sizes.lock().unwrap(), [4, 4]);
+    let polls = api.poll_offsets(started);
+    assert!(
+        (millis(1150)..millis(1200)).contains(&polls[1]),
+        "polled as soon as the last slot freed, not at the gather deadline: {polls:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -3,8 +3,24 @@
 //! The client is built from the standard AWS configuration (region, credentials chain,
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_CODEPIPELINE`), so the same code serves production
 //! and local stand-ins.
+//!
+//! Retries. The job API throttles per account and region, so a fleet of workers shares one
+//! request rate. A throttled call is retried soon and at a random moment (full jitter from
+//! 100 ms, capped at 1 s) rather than after seconds: a throttle means "not this instant", and
+//! every moment in which no worker asks is capacity the fleet loses. Throttled retries take no
+//! retry quota, so a busy fleet cannot run its quota dry and start dropping acknowledgements;
+//! transport errors and 5xx still spend it. `AcknowledgeJob` and the result calls get
+//! `JOB_CALL_ATTEMPTS` attempts, since losing one costs a job its acknowledgement timeout or
+//! hangs its pipeline; `PollForJobs` gets the SDK's usual three, because the worker loop paces
+//! its polls itself. The retry mode is the configured one (`AWS_RETRY_MODE`), so the SDK's
+//! client-side rate limiter (`adaptive`) remains available.
+
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_codepipeline::Client;
+use aws_sdk_codepipeline::config::retry::{
+    ClientRateLimiter, RetryConfig, RetryMode, RetryPartition, TokenBucket,
+};
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types as sdk;
 
@@ -16,11 +32,33 @@ use crate::pipeline::job::{
 };
 use crate::secret::SecretString;
 
+/// Attempts (first call included) at `AcknowledgeJob`, `GetJobDetails` and the result calls.
+/// The waits average 0.05, 0.1, 0.2, 0.4 and then 0.5 s at the cap, so this keeps a call
+/// trying through about four seconds of sustained throttling.
+const JOB_CALL_ATTEMPTS: u32 = 12;
+/// Attempts at `PollForJobs` inside the SDK; the worker loop then applies its own backoff.
+const POLL_ATTEMPTS: u32 = 3;
+const THROTTLE_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+const THROTTLE_MAX_BACKOFF: Duration = Duration::from_secs(1);
+
 /// The job API of one custom action type, through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct AwsJobApi {
     client: Client,
     action_type: sdk::ActionTypeId,
+    /// The client's retry policy with fewer attempts, for `PollForJobs`.
+    poll_retry: RetryConfig,
+}
+
+/// The job API client's retry policy (see the module docs): the configured mode, short
+/// full-jitter backoff, [`JOB_CALL_ATTEMPTS`] attempts.
+fn job_api_retry_config(configured: Option<&RetryConfig>) -> RetryConfig {
+    let mode = configured.map_or(RetryMode::Standard, RetryConfig::mode);
+    RetryConfig::standard()
+        .with_retry_mode(mode)
+        .with_initial_backoff(THROTTLE_INITIAL_BACKOFF)
+        .with_max_backoff(THROTTLE_MAX_BACKOFF)
+        .with_max_attempts(JOB_CALL_ATTEMPTS)
 }
 
 impl AwsJobApi {
@@ -34,9 +72,27 @@ impl AwsJobApi {
             .provider(&action_type.provider)
             .version(&action_type.version)
             .build()?;
+        let retry = job_api_retry_config(sdk_config.retry_config());
+        // Throttled retries are free; transport-error and 5xx retries keep the SDK's costs.
+        let retry_quota = TokenBucket::builder().throttling_retry_cost(0).build();
+        // Only used in `adaptive` mode; started as the SDK starts its default partition's.
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let config = aws_sdk_codepipeline::config::Builder::from(sdk_config)
+            .retry_config(retry.clone())
+            .retry_partition(
+                RetryPartition::custom("codepipeline-job-api")
+                    .token_bucket(retry_quota)
+                    .client_rate_limiter(ClientRateLimiter::new(now))
+                    .build(),
+            )
+            .build();
         Ok(Self {
-            client: Client::new(sdk_config),
+            client: Client::from_conf(config),
             action_type,
+            poll_retry: retry.with_max_attempts(POLL_ATTEMPTS),
         })
     }
 }
@@ -48,6 +104,11 @@ impl JobApi for AwsJobApi {
             .poll_for_jobs()
             .action_type_id(self.action_type.clone())
             .max_batch_size(i32::try_from(max_batch_size.max(1)).unwrap_or(i32::MAX))
+            .customize()
+            .config_override(
+                aws_sdk_codepipeline::config::Builder::default()
+                    .retry_config(self.poll_retry.clone()),
+            )
             .send()
             .await
             .map_err(classify)?;

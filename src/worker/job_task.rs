@@ -360,12 +360,17 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), JobApiError>>,
 {
-    let mut backoff = Backoff::errors(Duration::from_millis(500), Duration::from_secs(10));
+    let mut errors = Backoff::errors(Duration::from_millis(500), Duration::from_secs(10));
+    // Throttling is paced like the poll loop's: come back soon, at a random moment.
+    let mut throttles = Backoff::throttled(Duration::from_millis(200), Duration::from_secs(2));
     let mut attempt = 1;
     loop {
         match call().await {
             Err(error) if error.is_transient() && attempt < RESULT_ATTEMPTS => {
-                let delay = backoff.next_delay();
+                let delay = match error {
+                    JobApiError::Throttled { .. } => throttles.next_delay(),
+                    _ => errors.next_delay(),
+                };
                 warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "result call failed; retrying");
                 tokio::time::sleep(delay).await;
                 attempt += 1;

@@ -6,8 +6,20 @@
 //!
 //! Concurrency is bounded by counting the job tasks in a `JoinSet`: the loop only asks
 //! `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot start.
-//! After receiving jobs it polls again at once; when idle or failing it waits as
-//! [`backoff`] describes.
+//!
+//! Pacing, in the order the loop applies it:
+//! - Nothing in flight: poll at once.
+//! - Some slots free while jobs still run: gather first. Poll when every slot is free or
+//!   `gather_delay` after the first one freed, whichever comes first, and then ask for all free
+//!   slots. One poll then claims a batch instead of one job per freed slot.
+//! - An empty poll while busy (jobs in flight, or jobs received within `busy_window`): wait
+//!   `poll_min_interval` (jittered), so the next job is picked up within about that long.
+//! - An empty poll once the busy window has passed: the idle backoff, doubling up to
+//!   `poll_max_interval`, so an idle worker's request rate stays bounded.
+//! - Throttled: a short full-jitter backoff (`throttle_base_interval` to
+//!   `throttle_max_interval`). Transport errors and rejections: the slower error backoff.
+//!
+//! [`backoff`] describes the jitter of each policy.
 
 pub mod backoff;
 mod heartbeat;
@@ -20,11 +32,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Job, JobApi, JobError, JobSuccess};
+use crate::pipeline::{Job, JobApi, JobApiError, JobError, JobSuccess};
 use backoff::Backoff;
 use heartbeat::Heartbeat;
 pub use job_task::{BoxFuture, JobContext, JobDetailsSource, JobEnd};
@@ -51,6 +64,16 @@ pub struct WorkerSettings {
     /// First wait after a job API error; doubles up to `error_max_interval`.
     pub error_base_interval: Duration,
     pub error_max_interval: Duration,
+    /// First wait after a throttled poll (full jitter); doubles up to `throttle_max_interval`.
+    pub throttle_base_interval: Duration,
+    /// Longest wait after throttled polls: a few seconds, so the fleet keeps using its rate.
+    pub throttle_max_interval: Duration,
+    /// How long after the last received job empty polls keep the `poll_min_interval` pace
+    /// before the idle backoff starts growing.
+    pub busy_window: Duration,
+    /// How long a partly free worker with jobs still running waits for more slots to free
+    /// before polling; capped at half of `poll_min_interval`.
+    pub gather_delay: Duration,
     /// On shutdown, how long in-flight jobs may take before they are reported as failed.
     pub drain_timeout: Duration,
     /// Exit after this many jobs have ended with a result (smoke runs and tests).
@@ -73,6 +96,19 @@ impl Default for WorkerSettings {
             poll_max_interval: Duration::from_secs(10),
             error_base_interval: Duration::from_secs(1),
             error_max_interval: Duration::from_secs(60),
+            // The SDK has already retried a throttled poll twice within ~0.3 s by the time the
+            // loop sees it; 200 ms → 2 s keeps a throttled worker asking several times a
+            // second at first and about once a second at worst.
+            throttle_base_interval: Duration::from_millis(200),
+            throttle_max_interval: Duration::from_secs(2),
+            busy_window: Duration::from_secs(60),
+            // The jobs of one batch start together but end spread over several hundred ms when
+            // the job API throttles (each acknowledgement and result retried at a random
+            // 0.1–1 s pace). Measured with 8 workers on a 100 req/s job API (BENCHMARKS.md,
+            // scenario 5): 250 ms left 2.3 jobs per poll, 877 polls, 51.6 s; 500 ms gave 3.3
+            // jobs per poll, 598 polls, 48.5 s. Only a partly busy worker waits (an idle one
+            // polls at once), and never more than half of `poll_min_interval`.
+            gather_delay: Duration::from_millis(500),
             drain_timeout: Duration::from_secs(60),
             max_jobs: None,
             heartbeat_interval: Duration::from_secs(5 * 60),
@@ -136,6 +172,17 @@ pub async fn run<A: JobApi, H: JobHandler>(
     let mut report = WorkerReport::default();
     let mut idle = Backoff::idle(settings.poll_min_interval, settings.poll_max_interval);
     let mut errors = Backoff::errors(settings.error_base_interval, settings.error_max_interval);
+    let mut throttles = Backoff::throttled(
+        settings.throttle_base_interval,
+        settings.throttle_max_interval,
+    );
+    let gather_delay = settings.gather_delay.min(settings.poll_min_interval / 2);
+    // When the last poll returned jobs: the start of the busy window.
+    let mut last_received: Option<Instant> = None;
+    // While some slots are free and jobs still run: when to stop gathering and poll. Cleared
+    // when a poll returns jobs, so the next partly free state gathers afresh; kept (in the
+    // past) after empty or failed polls, whose own wait already did the gathering.
+    let mut gather_until: Option<Instant> = None;
     tokio::pin!(shutdown);
     if let Some(journal) = &settings.journal {
         match journal.pending() {
@@ -189,6 +236,20 @@ pub async fn run<A: JobApi, H: JobHandler>(
             }
             continue;
         }
+        // Some slots free, others still running, and a finishing job would let us ask for more:
+        // gather instead of polling for a partial batch.
+        let more_would_help = remaining.is_none_or(|left| (free as u64) < left);
+        if in_flight > 0 && more_would_help {
+            let deadline = *gather_until.get_or_insert_with(|| Instant::now() + gather_delay);
+            if Instant::now() < deadline {
+                tokio::select! {
+                    Some(joined) = tasks.join_next() => record(&mut report, joined),
+                    () = tokio::time::sleep_until(deadline) => {}
+                    () = &mut shutdown => break 'poll,
+                }
+                continue;
+            }
+        }
 
         let polled = tokio::select! {
             polled = api.poll_for_jobs(batch) => polled,
@@ -198,6 +259,9 @@ pub async fn run<A: JobApi, H: JobHandler>(
             Ok(jobs) if !jobs.is_empty() => {
                 idle.reset();
                 errors.reset();
+                throttles.reset();
+                last_received = Some(Instant::now());
+                gather_until = None;
                 debug!(count = jobs.len(), "received jobs");
                 for (index, job) in jobs.into_iter().enumerate() {
                     if index >= batch {
@@ -217,11 +281,24 @@ pub async fn run<A: JobApi, H: JobHandler>(
             }
             Ok(_) => {
                 errors.reset();
+                throttles.reset();
                 heartbeat.idle_poll(&report, tasks.len());
-                idle.next_delay()
+                let busy = !tasks.is_empty()
+                    || last_received.is_some_and(|at| at.elapsed() < settings.busy_window);
+                if busy {
+                    // More work is likely soon: keep the short pace, and do not grow the idle
+                    // backoff, so once the window has passed it starts from the minimum.
+                    idle.shortest_delay()
+                } else {
+                    idle.next_delay()
+                }
             }
             Err(error) if error.is_transient() => {
-                let delay = errors.next_delay();
+                let delay = match error {
+                    // Pace, do not sleep: the allowed rate is there to be used soon.
+                    JobApiError::Throttled { .. } => throttles.next_delay(),
+                    _ => errors.next_delay(),
+                };
                 warn!(%error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off");
                 delay
             }
