@@ -66,6 +66,8 @@ const LANE_DEPTH: usize = 4;
 pub struct ChecksumStream {
     state: StreamState,
     fed: u64,
+    /// The OS would not start the hashing threads once; do not ask again for every chunk.
+    threads_refused: bool,
 }
 
 enum StreamState {
@@ -87,6 +89,7 @@ impl ChecksumStream {
         Self {
             state: StreamState::Inline(Box::default()),
             fed: 0,
+            threads_refused: false,
         }
     }
 
@@ -115,21 +118,24 @@ impl ChecksumStream {
     /// Hashes the chunk here while the stream is short; returns it when it is for the threads.
     fn take_inline(&mut self, chunk: Bytes) -> Option<Bytes> {
         self.fed += chunk.len() as u64;
-        if let StreamState::Inline(hasher) = &mut self.state {
-            if self.fed < THREADED_FROM_BYTES {
-                hasher.update(&chunk);
-                return None;
+        let StreamState::Inline(hasher) = &mut self.state else {
+            return Some(chunk);
+        };
+        if self.fed >= THREADED_FROM_BYTES && !self.threads_refused {
+            match spawn_lanes(hasher) {
+                Ok(threaded) => {
+                    self.state = threaded;
+                    return Some(chunk);
+                }
+                Err(error) => {
+                    // Slower, not wrong: keep hashing here rather than fail the job.
+                    tracing::debug!(%error, "could not start checksum threads; hashing inline");
+                    self.threads_refused = true;
+                }
             }
-            let MultiHasher { md5, sha1, sha256 } = *std::mem::take(hasher);
-            self.state = StreamState::Threaded {
-                md5: Lane::spawn(md5, |md5, bytes| md5.update(bytes)),
-                sha: Lane::spawn((sha1, sha256), |(sha1, sha256), bytes| {
-                    sha1.update(bytes);
-                    sha256.update(bytes);
-                }),
-            };
         }
-        Some(chunk)
+        hasher.update(&chunk);
+        None
     }
 
     /// The checksums of everything fed; blocks until the threads are done.
@@ -237,15 +243,30 @@ impl ChunkPool {
     }
 }
 
+/// Hands copies of the digests so far to two new threads (copies, so that a refused thread
+/// leaves the inline state intact).
+fn spawn_lanes(hasher: &MultiHasher) -> io::Result<StreamState> {
+    let md5 = Lane::spawn(hasher.md5.clone(), |md5, bytes| md5.update(bytes))?;
+    let sha = Lane::spawn(
+        (hasher.sha1.clone(), hasher.sha256.clone()),
+        |(sha1, sha256), bytes| {
+            sha1.update(bytes);
+            sha256.update(bytes);
+        },
+    )?;
+    Ok(StreamState::Threaded { md5, sha })
+}
+
 /// A hashing thread: owns a digest state, applies every chunk it receives, hands the state
-/// back when the sending side closes.
+/// back when the sending side closes. Digest updates cannot fail or panic, so the thread ends
+/// only when its sender is dropped; the `expect`s below state that invariant.
 struct Lane<S> {
     chunks: mpsc::Sender<Bytes>,
     done: oneshot::Receiver<S>,
 }
 
 impl<S: Send + 'static> Lane<S> {
-    fn spawn(mut state: S, apply: fn(&mut S, &[u8])) -> Self {
+    fn spawn(mut state: S, apply: fn(&mut S, &[u8])) -> io::Result<Self> {
         let (chunks, mut receiver) = mpsc::channel::<Bytes>(LANE_DEPTH);
         let (finished, done) = oneshot::channel();
         std::thread::Builder::new()
@@ -256,9 +277,8 @@ impl<S: Send + 'static> Lane<S> {
                 }
                 // The receiving side is gone only if the stream was dropped unfinished.
                 let _ = finished.send(state);
-            })
-            .expect("the OS refused to start a checksum thread");
-        Self { chunks, done }
+            })?;
+        Ok(Self { chunks, done })
     }
 
     fn send_blocking(&self, chunk: Bytes) {
