@@ -2,7 +2,7 @@
 //! is a `PermissionError` that lists what was and was not published, and a re-run publishes
 //! only what is missing. Expiry is real: a proxy moves the mock registry's clock forward.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

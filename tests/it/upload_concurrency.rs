@@ -1,6 +1,6 @@
 //! Files of one job are uploaded several at a time (`--upload-concurrency`), never more.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

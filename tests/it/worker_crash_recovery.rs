@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use crate::support;
 use axum::extract::{Request, State};
 use axum::response::Response;
-mod support;
 
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig, RunningMockRegistry};

@@ -1,9 +1,7 @@
 //! The help text of every command (each flag with its env var and default) and the error
 //! chains at the command-line edge, as snapshots.
 
-mod support;
-
-use support::{assert_snapshot, command, run, stderr, stdout};
+use crate::support::{assert_snapshot, command, run, stderr, stdout};
 
 #[tokio::test]
 async fn every_command_explains_its_flags_with_env_vars_and_defaults() {

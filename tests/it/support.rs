@@ -2,8 +2,6 @@
 //! operator would use against the stand-ins, a minimal firmware job, and snapshot comparison of
 //! long outputs with files under `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them).
 
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-mod support;
+use crate::support;
 
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER};
 use pipeline_publisher::mock_registry::{MockRegistry, MockRegistryConfig};

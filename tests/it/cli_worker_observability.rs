@@ -1,7 +1,7 @@
 //! What an operator sees of a running `pipeline-publisher worker`: the per-job summary line,
 //! the idle heartbeat (and nothing else at info while idle), `/metrics` and `/healthz`.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

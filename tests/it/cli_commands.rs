@@ -1,12 +1,10 @@
 //! `pipeline-publisher check` and `publish PATH` as a user runs them: the real binary against
 //! the CodePipeline/STS stand-in and the mock registry on 127.0.0.1.
 
-mod support;
-
+use crate::support::{assert_snapshot, command, run, stderr, stdout};
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER, LocalEnvironment};
 use pipeline_publisher::mock_registry::MockRegistryConfig;
 use pipeline_publisher::sandbox::SandboxConfig;
-use support::{assert_snapshot, command, run, stderr, stdout};
 
 async fn environment() -> LocalEnvironment {
     LocalEnvironment::start_with(MockRegistryConfig {

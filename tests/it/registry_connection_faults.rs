@@ -2,7 +2,7 @@
 //! middle of an upload, and one that stalls without answering. Both are retried under the
 //! stated policy and the job still ends with one correct result.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

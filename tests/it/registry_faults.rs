@@ -1,7 +1,7 @@
 //! Registry faults through the real loop: transient statuses are retried under the stated
 //! policy (and the job still ends with one correct result), permanent ones are not.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,23 @@
+//! Integration tests: real HTTP servers on 127.0.0.1 (the mock registry, the AWS stand-ins,
+//! scripted peers) and the real binary, linked once as one test binary.
+
+mod bad_inputs;
+mod cli_commands;
+mod cli_help;
+mod cli_worker_observability;
+mod competing_workers;
+mod formats_mock;
+mod formats_wire;
+mod property_tests;
+mod registry_connection_faults;
+mod registry_faults;
+mod registry_tls;
+mod secrets_in_outputs;
+mod secrets_stay_secret;
+mod support;
+mod token_expiry;
+mod upload_concurrency;
+mod worker_binary;
+mod worker_crash_recovery;
+mod worker_end_to_end;
+mod worker_loop;
