@@ -178,6 +178,6 @@ where
     DownloadError::Failed {
         bucket,
         key,
-        message: crate::pipeline::failure::inline_chain(&error),
+        message: crate::error::inline_chain(&error),
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use crate::artifacts::checksum::{Checksums, hash_stream};
+use crate::checksum::{Checksums, hash_stream};
 
 /// Caps that bound what one artifact may expand to.
 #[derive(Debug, Clone, Copy)]

@@ -89,6 +89,6 @@ where
     UploadError::Failed {
         bucket,
         key,
-        message: crate::pipeline::failure::inline_chain(&error),
+        message: crate::error::inline_chain(&error),
     }
 }

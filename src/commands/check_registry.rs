@@ -7,9 +7,8 @@ use url::Url;
 
 use crate::cli::{PASSWORD_ENV, RegistryArgs};
 use crate::commands::checklist::Checklist;
-use crate::commands::errors::chain_text;
 use crate::commands::settings::{self, Settings};
-use crate::pipeline::failure::inline_chain;
+use crate::error::{inline_chain, is_certificate_error};
 use crate::pipeline::properties::{ARTIFACTORY_HOST, REPO_KEY, USER_NAME};
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -152,18 +151,7 @@ async fn ping(client: &RegistryClient, https: bool, checklist: &mut Checklist) -
             return false;
         }
         Err(error) => {
-            let text = chain_text(&error);
-            let tls = [
-                "certificate",
-                "Certificate",
-                "tls",
-                "TLS",
-                "handshake",
-                "UnknownIssuer",
-            ]
-            .iter()
-            .any(|needle| text.contains(needle));
-            if https && tls {
+            if https && is_certificate_error(&error) {
                 checklist.fail(
                     "TLS",
                     inline_chain(&error),

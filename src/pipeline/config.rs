@@ -102,6 +102,8 @@ impl fmt::Debug for ActionConfig {
 pub struct ConfigProblem {
     pub property: &'static str,
     pub problem: String,
+    /// What usually fixes it, where the problem's type knows (shown by the command line).
+    pub hint: Option<&'static str>,
 }
 
 /// Every problem found in a job's configuration.
@@ -127,13 +129,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl crate::error::Hint for ConfigError {
+    fn hint(&self) -> Option<std::borrow::Cow<'static, str>> {
+        let hints: Vec<&str> = self.problems.iter().filter_map(|p| p.hint).collect();
+        (!hints.is_empty()).then(|| hints.join("\nhint: ").into())
+    }
+}
+
 struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, property: &'static str, problem: impl Into<String>) {
+        self.add_hinted(property, problem, None);
+    }
+
+    fn add_hinted(
+        &mut self,
+        property: &'static str,
+        problem: impl Into<String>,
+        hint: Option<&'static str>,
+    ) {
         self.0.push(ConfigProblem {
             property,
             problem: problem.into(),
+            hint,
         });
     }
 
@@ -147,6 +166,10 @@ impl Problems {
         }
     }
 }
+
+/// The usual fix of an `ArtifactoryHost` that is not a base URL.
+const HOST_HINT: &str = "ArtifactoryHost is the registry's base URL, e.g. https://acme.jfrog.io \
+                         (a trailing /artifactory is accepted)";
 
 fn optional<'a>(data: &'a JobData, property: &str) -> Option<&'a str> {
     data.configuration
@@ -164,7 +187,7 @@ impl ActionConfig {
             match parse_host(raw, policy) {
                 Ok(url) => Some(url),
                 Err(problem) => {
-                    problems.add(ARTIFACTORY_HOST, problem);
+                    problems.add_hinted(ARTIFACTORY_HOST, problem, Some(HOST_HINT));
                     None
                 }
             }

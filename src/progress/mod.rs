@@ -1,8 +1,6 @@
-//! Upload progress: a small trait the upload path calls, and the ways it is shown.
+//! Upload progress: the ways the registry client's [`Reporter`] callbacks are shown.
 //!
-//! The publish code calls [`Progress::start`] before each file, [`Progress::advance`] as its
-//! bytes stream out, and [`Progress::complete`] when the registry has it; retry loops call
-//! [`Progress::retrying`]. The caller decides how that looks: [`TerminalProgress`] draws a bar per
+//! The caller decides how that looks: [`TerminalProgress`] draws a bar per
 //! large file on a terminal, [`LogProgress`] writes a log line every 10 % or 30 s for large
 //! files, [`JobStats`] counts files and bytes for a job's summary line and the metrics.
 //!
@@ -17,52 +15,26 @@ mod terminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing::warn;
-
 pub use log::LogProgress;
 pub use terminal::TerminalProgress;
 
 use crate::metrics::Metrics;
-use crate::registry::DeployOutcome;
+use crate::registry::{DeployOutcome, Reporter};
 
 /// Files at least this large get a progress bar or progress log lines by default.
 pub const DEFAULT_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Callbacks of the upload path. `target` names the file (its path in the repository).
-pub trait Progress: Send + Sync {
-    /// A file of `size` bytes is about to be published.
-    fn start(&self, target: &str, size: u64);
-    /// `bytes` more bytes of the file were handed to the connection.
-    fn advance(&self, target: &str, bytes: u64);
-    /// The registry has the file.
-    fn complete(&self, target: &str, size: u64, outcome: DeployOutcome);
-    /// A request for the file failed transiently and is being retried (`attempt` ≥ 2).
-    fn retrying(&self, target: &str, attempt: u32, reason: &str) {
-        let _ = (target, attempt, reason);
-    }
-}
-
-/// Shows nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _target: &str, _size: u64) {}
-    fn advance(&self, _target: &str, _bytes: u64) {}
-    fn complete(&self, _target: &str, _size: u64, _outcome: DeployOutcome) {}
-}
-
 /// Counts what one job published (for its summary line and the metrics) and passes every
 /// callback on to `inner`.
 pub struct JobStats {
-    inner: Arc<dyn Progress>,
+    inner: Arc<dyn Reporter>,
     metrics: Option<Arc<Metrics>>,
     files: AtomicU64,
     bytes: AtomicU64,
 }
 
 impl JobStats {
-    pub fn new(inner: Arc<dyn Progress>, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(inner: Arc<dyn Reporter>, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             inner,
             metrics,
@@ -82,7 +54,7 @@ impl JobStats {
     }
 }
 
-impl Progress for JobStats {
+impl Reporter for JobStats {
     fn start(&self, target: &str, size: u64) {
         self.inner.start(target, size);
     }
@@ -106,7 +78,6 @@ impl Progress for JobStats {
         if let Some(metrics) = &self.metrics {
             metrics.registry_retry();
         }
-        warn!(target, attempt, reason, "registry request failed; retrying");
         self.inner.retrying(target, attempt, reason);
     }
 }
@@ -153,7 +124,7 @@ mod tests {
     #[test]
     fn job_stats_count_files_and_publish_metrics_for_new_content_only() {
         let metrics = Arc::new(Metrics::new());
-        let stats = JobStats::new(Arc::new(NoProgress), Some(metrics.clone()));
+        let stats = JobStats::new(Arc::new(crate::registry::NoReporter), Some(metrics.clone()));
         stats.start("a", 10);
         stats.advance("a", 10);
         stats.complete("a", 10, DeployOutcome::Uploaded);

@@ -12,6 +12,7 @@ mod item_properties;
 mod npm;
 pub mod paths;
 mod pypi;
+mod reporter;
 pub mod retry;
 mod session;
 mod token;
@@ -24,13 +25,13 @@ use anyhow::Context;
 
 use url::Url;
 
-use crate::progress::Progress;
 use crate::secret::ExposeSecret;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
+pub use reporter::{NoReporter, Reporter};
 pub use session::TokenSession;
 pub use token::{AccessToken, TokenApi};
 
@@ -111,7 +112,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
     /// Told about every retry, for the job's logs and the retry metric.
-    observer: Option<Arc<dyn Progress>>,
+    observer: Option<Arc<dyn Reporter>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -132,7 +133,7 @@ impl RegistryClient {
     }
 
     /// Reports retries to `observer` (the job's progress, which counts them in the metrics).
-    pub fn with_observer(mut self, observer: Arc<dyn Progress>) -> Self {
+    pub fn with_observer(mut self, observer: Arc<dyn Reporter>) -> Self {
         self.observer = Some(observer);
         self
     }

@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP servers on 127.0.0.1 (the mock registry, the AWS stand-ins,
 //! scripted peers) and the real binary, linked once as one test binary.
 
+mod architecture;
 mod bad_inputs;
 mod cli_commands;
 mod cli_help;

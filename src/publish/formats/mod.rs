@@ -16,8 +16,7 @@ use std::path::Path;
 use base64::Engine;
 use sha2::{Digest, Sha512};
 
-use crate::artifacts::Checksums;
-use crate::artifacts::checksum::hash_stream;
+use crate::checksum::{Checksums, hash_stream};
 
 /// A package format the worker publishes through its registry API (or, for Debian, with the
 /// properties its indexer needs).

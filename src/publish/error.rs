@@ -1,0 +1,160 @@
+//! Why a job failed: the publishing layer's own error, which collects the layers below it and
+//! is the one place that maps each failure onto a CodePipeline failure type ([`Classify`]).
+
+use std::error::Error as StdError;
+
+use crate::artifacts::{DownloadError, ExtractError, UploadError};
+use crate::pipeline::config::ConfigError;
+use crate::pipeline::{Classify, FailureType};
+use crate::publish::plan::PlanError;
+use crate::registry::RegistryError;
+
+/// Everything that can make a job fail. Each variant's message describes its own layer only;
+/// the cause is kept as `#[source]` and rendered as a chain.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Configuration(#[from] ConfigError),
+
+    #[error("could not download input artifact `{artifact}`")]
+    Download {
+        artifact: String,
+        #[source]
+        source: DownloadError,
+    },
+
+    #[error("input artifact `{artifact}` was refused")]
+    Extract {
+        artifact: String,
+        #[source]
+        source: ExtractError,
+    },
+
+    #[error("input artifact `{artifact}` cannot be published as configured")]
+    Plan {
+        artifact: String,
+        #[source]
+        source: PlanError,
+    },
+
+    #[error(
+        "the files were published, but build info {name}/{number} was not; re-running the stage \
+         publishes it (files already published are kept)"
+    )]
+    BuildInfo {
+        name: String,
+        number: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    #[error(
+        "the files were published, but publish-receipt.json could not be written to output \
+         artifact `{artifact}`"
+    )]
+    OutputArtifact {
+        artifact: String,
+        #[source]
+        source: UploadError,
+    },
+
+    #[error("could not exchange UserName and Password for a registry token at {host}")]
+    Token {
+        host: String,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    #[error(
+        "publishing `{path}` failed; {} file{} published, {} not: re-running the stage \
+         publishes only what is missing{}",
+        published.len(),
+        if published.len() == 1 { " was" } else { "s were" },
+        not_published.len(),
+        list_files(published, not_published)
+    )]
+    Publish {
+        path: String,
+        /// Where the files that did land are.
+        published: Vec<String>,
+        /// Paths (inside the artifact) of the files that did not, the failing one first.
+        not_published: Vec<String>,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+}
+
+/// At most this many file names of each kind are listed in a failure message.
+const LISTED_FILES: usize = 20;
+
+fn list_files(published: &[String], not_published: &[String]) -> String {
+    let list = |title: &str, files: &[String]| {
+        if files.is_empty() {
+            return String::new();
+        }
+        let mut text = format!("\n  {title}:");
+        for file in files.iter().take(LISTED_FILES) {
+            text.push_str("\n    ");
+            text.push_str(file);
+        }
+        if files.len() > LISTED_FILES {
+            text.push_str(&format!("\n    … and {} more", files.len() - LISTED_FILES));
+        }
+        text
+    };
+    format!(
+        "{}{}",
+        list("published", published),
+        list("not published", not_published)
+    )
+}
+
+impl Classify for JobError {
+    /// The one mapping from a publishing failure to the failure type CodePipeline is told.
+    fn failure_type(&self) -> FailureType {
+        match self {
+            JobError::Configuration(_) | JobError::Extract { .. } | JobError::Plan { .. } => {
+                FailureType::ConfigurationError
+            }
+            JobError::Download { source, .. } if source.is_access_denied() => {
+                FailureType::PermissionError
+            }
+            JobError::OutputArtifact { source, .. } if source.is_access_denied() => {
+                FailureType::PermissionError
+            }
+            JobError::Token { source, .. }
+            | JobError::Publish { source, .. }
+            | JobError::BuildInfo { source, .. }
+                if source.is_permission_denied() =>
+            {
+                FailureType::PermissionError
+            }
+            JobError::Download { .. }
+            | JobError::Token { .. }
+            | JobError::Publish { .. }
+            | JobError::BuildInfo { .. }
+            | JobError::OutputArtifact { .. }
+            | JobError::Internal { .. } => FailureType::JobFailed,
+        }
+    }
+}
+
+impl JobError {
+    /// Wraps an unexpected local failure (temporary directory, file system) with what was being done.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        JobError::Internal {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
