@@ -330,3 +330,40 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod policy_table_tests {
+    use super::*;
+
+    /// `RELIABILITY.md` shows the table generated from [`POLICIES`]; regenerate it with
+    /// `UPDATE_RELIABILITY=1 cargo test --lib retry` after changing a policy.
+    #[test]
+    fn reliability_md_states_the_retry_policies_the_code_uses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("RELIABILITY.md");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let (begin, end) = ("<!-- retry-policies:begin -->\n", "<!-- retry-policies:end -->");
+        let start = text.find(begin).expect("RELIABILITY.md lacks the retry-policies markers") + begin.len();
+        let stop = text[start..].find(end).expect("no end marker") + start;
+        let table = policy_table();
+        if std::env::var_os("UPDATE_RELIABILITY").is_some() {
+            let updated = format!("{}{}{}", &text[..start], table, &text[stop..]);
+            std::fs::write(&path, updated).unwrap();
+            return;
+        }
+        assert_eq!(
+            &text[start..stop],
+            table,
+            "RELIABILITY.md's retry table differs from src/retry.rs; run \
+             UPDATE_RELIABILITY=1 cargo test --lib retry"
+        );
+    }
+
+    #[test]
+    fn a_policy_stops_at_its_attempts_or_its_deadline() {
+        assert!(RESULT_CALL.allows_another(11, Duration::from_secs(59)));
+        assert!(!RESULT_CALL.allows_another(12, Duration::ZERO));
+        assert!(!RESULT_CALL.allows_another(2, Duration::from_secs(60)));
+        assert!(REGISTRY_REQUEST.allows_another(3, Duration::from_secs(3600)));
+        assert!(!REGISTRY_REQUEST.allows_another(4, Duration::ZERO));
+    }
+}

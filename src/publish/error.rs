@@ -23,7 +23,10 @@ pub enum JobError {
         source: DownloadError,
     },
 
-    #[error("input artifact `{artifact}` was refused")]
+    #[error(
+        "input artifact `{artifact}` {}",
+        if source.is_worker_io() { "could not be extracted" } else { "was refused" }
+    )]
     Extract {
         artifact: String,
         #[source]
@@ -120,6 +123,7 @@ impl Classify for JobError {
     /// The one mapping from a publishing failure to the failure type CodePipeline is told.
     fn failure_type(&self) -> FailureType {
         match self {
+            JobError::Extract { source, .. } if source.is_worker_io() => FailureType::JobFailed,
             JobError::Configuration(_) | JobError::Extract { .. } | JobError::Plan { .. } => {
                 FailureType::ConfigurationError
             }

@@ -35,6 +35,12 @@ pub use reporter::{NoReporter, Reporter};
 pub use session::TokenSession;
 pub use token::{AccessToken, TokenApi};
 
+/// A path inside a repository, as the registry reports it (`nestbox-cam/2.4.1/fw.img`).
+pub type RepoPath = String;
+
+/// A checksum in lower-case hex, as the registry reports it.
+pub type HexDigest = String;
+
 /// The HTTP client every registry call goes through.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     http_client_with(&HttpOptions::default())
