@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pipeline_publisher::health::{self, HealthState};
-use pipeline_publisher::metrics::Metrics;
+use pipeline_publisher::metrics::{JobApiOperation, Metrics};
 use pipeline_publisher::pipeline::FailureType;
 
 /// A worker's counters after a busy stretch: successes, failures of three types, a lost claim,
@@ -27,10 +27,10 @@ fn busy_worker_metrics() -> Metrics {
     metrics.file_published(2048);
     metrics.file_published(1_000_000);
     metrics.file_published(0);
-    metrics.job_api_error("GetJobDetails");
-    metrics.job_api_throttled("PollForJobs");
-    metrics.job_api_throttled("PollForJobs");
-    metrics.job_api_throttled("PutJobSuccessResult");
+    metrics.job_api_error(JobApiOperation::GetJobDetails);
+    metrics.job_api_throttled(JobApiOperation::PollForJobs);
+    metrics.job_api_throttled(JobApiOperation::PollForJobs);
+    metrics.job_api_throttled(JobApiOperation::PutJobSuccessResult);
     for _ in 0..3 {
         metrics.registry_retry();
     }
