@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support;
+
 use pipeline_publisher::health::{self, HealthState};
 use pipeline_publisher::metrics::{JobApiOperation, Metrics};
 use pipeline_publisher::pipeline::FailureType;
@@ -60,11 +62,5 @@ async fn a_scrape_of_metrics_lists_every_series_with_its_help_type_and_labels() 
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let body = response.text().await.unwrap();
-    insta::with_settings!({
-        snapshot_path => "../snapshots",
-        prepend_module_to_snapshot => false,
-        omit_expression => true,
-    }, {
-        insta::assert_snapshot!("metrics_exposition", body);
-    });
+    support::assert_snapshot("metrics_exposition", &body);
 }
