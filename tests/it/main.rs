@@ -9,6 +9,7 @@ mod cli_worker_observability;
 mod competing_workers;
 mod formats_mock;
 mod formats_wire;
+mod metrics_exposition;
 mod property_tests;
 mod registry_connection_faults;
 mod registry_faults;
