@@ -341,8 +341,14 @@ mod policy_table_tests {
     fn reliability_md_states_the_retry_policies_the_code_uses() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("RELIABILITY.md");
         let text = std::fs::read_to_string(&path).unwrap();
-        let (begin, end) = ("<!-- retry-policies:begin -->\n", "<!-- retry-policies:end -->");
-        let start = text.find(begin).expect("RELIABILITY.md lacks the retry-policies markers") + begin.len();
+        let (begin, end) = (
+            "<!-- retry-policies:begin -->\n",
+            "<!-- retry-policies:end -->",
+        );
+        let start = text
+            .find(begin)
+            .expect("RELIABILITY.md lacks the retry-policies markers")
+            + begin.len();
         let stop = text[start..].find(end).expect("no end marker") + start;
         let table = policy_table();
         if std::env::var_os("UPDATE_RELIABILITY").is_some() {
