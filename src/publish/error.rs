@@ -162,3 +162,120 @@ impl JobError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every failure message a pipeline author can see for a publishing failure, as CodePipeline
+    //! shows it (type, then the rendered chain).
+
+    use super::*;
+    use crate::artifacts::ExtractError;
+    use crate::pipeline::JobFailure;
+    use crate::pipeline::config::ConfigProblem;
+    use crate::secret::Redactor;
+
+    fn rendered(error: JobError) -> String {
+        let failure = JobFailure::from_error(&error, &Redactor::new());
+        format!("[{}]\n{}", failure.failure_type, failure.message)
+    }
+
+    fn registry_status(status: u16, message: &str, hint: Option<&str>) -> Box<RegistryError> {
+        Box::new(RegistryError::Status {
+            operation: "deploy",
+            url: "https://acme.jfrog.io/artifactory/firmware/nestbox-cam/2.4.1/fw.img".into(),
+            status,
+            message: message.into(),
+            hint: hint.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn failure_messages_a_pipeline_author_sees() {
+        let cases = [
+            JobError::Configuration(ConfigError {
+                problems: vec![
+                    ConfigProblem {
+                        property: "RepoKey",
+                        problem: "is required but missing".into(),
+                        hint: None,
+                    },
+                    ConfigProblem {
+                        property: "TargetPath",
+                        problem: "`../x` leaves the repository".into(),
+                        hint: None,
+                    },
+                ],
+            }),
+            JobError::Download {
+                artifact: "BuildOutput".into(),
+                source: DownloadError::NotFound {
+                    bucket: "artifacts".into(),
+                    key: "nestbox/BuildOutpu/abc.zip".into(),
+                },
+            },
+            JobError::Download {
+                artifact: "BuildOutput".into(),
+                source: DownloadError::AccessDenied {
+                    bucket: "artifacts".into(),
+                    key: "nestbox/BuildOutpu/abc.zip".into(),
+                    code: "AccessDenied".into(),
+                    message: "Access Denied".into(),
+                },
+            },
+            JobError::Extract {
+                artifact: "BuildOutput".into(),
+                source: ExtractError::Symlink {
+                    entry: "firmware/latest.img".into(),
+                },
+            },
+            JobError::Extract {
+                artifact: "BuildOutput".into(),
+                source: ExtractError::Write {
+                    path: "/var/lib/pipeline-publisher/work/job-1/artifact-0/fw.img".into(),
+                    source: std::io::Error::other("No space left on device (os error 28)"),
+                },
+            },
+            JobError::Token {
+                host: "https://acme.jfrog.io/".into(),
+                source: registry_status(
+                    401,
+                    "Bad credentials",
+                    Some("check the action's UserName and Password"),
+                ),
+            },
+            JobError::Publish {
+                path: "nestbox-cam/2.4.1/fw.img".into(),
+                published: vec!["nestbox-cam/2.4.1/RELEASE-NOTES.md".into()],
+                not_published: vec!["fw.img".into(), "fw.img.sha256".into()],
+                source: registry_status(
+                    403,
+                    "Not enough permissions",
+                    Some("the user lacks deploy permission on this repository path"),
+                ),
+            },
+            JobError::Publish {
+                path: "nestbox-cam/2.4.1/fw.img".into(),
+                published: vec![],
+                not_published: vec!["fw.img".into()],
+                source: Box::new(RegistryError::Conflict {
+                    url: "https://acme.jfrog.io/artifactory/firmware/nestbox-cam/2.4.1/fw.img"
+                        .into(),
+                    local_sha256: "aa".repeat(32),
+                    remote_sha256: "bb".repeat(32),
+                }),
+            },
+            JobError::BuildInfo {
+                name: "nestbox-firmware".into(),
+                number: "exec-1".into(),
+                source: registry_status(500, "Internal Server Error", None),
+            },
+            JobError::internal(
+                "could not create a job directory under `/var/lib/pipeline-publisher/work` \
+                 (check --work-dir)",
+                std::io::Error::other("Read-only file system (os error 30)"),
+            ),
+        ];
+        let all: Vec<String> = cases.into_iter().map(rendered).collect();
+        insta::assert_snapshot!(all.join("\n\n"));
+    }
+}
