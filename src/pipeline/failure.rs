@@ -68,7 +68,7 @@ pub enum JobError {
         source: ExtractError,
     },
 
-    #[error("input artifact `{artifact}` cannot be published as configured")]
+    #[error("input artifact `{artifact}` {}", source.outcome())]
     Plan {
         artifact: String,
         #[source]
@@ -164,9 +164,10 @@ impl JobError {
     /// The one mapping from an error to the failure type CodePipeline is told.
     pub fn failure_type(&self) -> FailureType {
         match self {
-            JobError::Configuration(_) | JobError::Extract { .. } | JobError::Plan { .. } => {
+            JobError::Configuration(_) | JobError::Extract { .. } => {
                 FailureType::ConfigurationError
             }
+            JobError::Plan { source, .. } => source.failure_type(),
             JobError::Download { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
