@@ -8,6 +8,7 @@ mod cli_worker_observability;
 mod competing_workers;
 mod formats_mock;
 mod formats_wire;
+mod plan_failures;
 mod property_tests;
 mod registry_connection_faults;
 mod registry_faults;

@@ -20,7 +20,7 @@ pub enum ManifestError {
     NotObject,
     #[error("its package.json has no \"name\"; add one")]
     NoName,
-    #[error("its name `{name}` is not a valid npm name: {why}")]
+    #[error("its name `{name}` is not a valid npm name: {why}; fix \"name\" in package.json")]
     InvalidName { name: String, why: &'static str },
     #[error("its package.json has no \"version\"; add one (MAJOR.MINOR.PATCH)")]
     NoVersion,
