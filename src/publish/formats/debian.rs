@@ -222,6 +222,68 @@ mod tests {
         );
     }
 
+    /// A `.deb` with `members` in order, as `(name, bytes)`.
+    fn deb(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut builder = ar::Builder::new(Vec::new());
+        for (name, bytes) in members {
+            let header = ar::Header::new(name.as_bytes().to_vec(), bytes.len() as u64);
+            builder.append(&header, &bytes[..]).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn control_tar_gz(control: &str) -> Vec<u8> {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::default(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(control.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "./control", control.as_bytes())
+            .unwrap();
+        tar.into_inner().unwrap().finish().unwrap()
+    }
+
+    #[test]
+    fn the_control_member_is_found_after_odd_sized_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.deb");
+        let control = "Package: nestbox-camera-agent\nVersion: 1.3.0-1\nArchitecture: arm64\n";
+        std::fs::write(
+            &path,
+            deb(&[
+                ("debian-binary", b"2.0\n".to_vec()),
+                // An odd size makes the ar reader skip a padding byte before the next member.
+                ("_signature", b"odd".to_vec()),
+                ("control.tar.gz", control_tar_gz(control)),
+                ("data.tar.xz", vec![0; 7]),
+            ]),
+        )
+        .unwrap();
+        let read = read_control(&path).unwrap();
+        assert_eq!(
+            (read.package.as_str(), read.architecture.as_str()),
+            ("nestbox-camera-agent", "arm64")
+        );
+
+        std::fs::write(
+            &path,
+            deb(&[
+                ("debian-binary", b"2.0\n".to_vec()),
+                ("control.tar.lz4", vec![1, 2, 3]),
+            ]),
+        )
+        .unwrap();
+        assert!(
+            read_control(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("`control.tar.lz4` uses an unknown compression")
+        );
+    }
+
     #[test]
     fn a_file_that_is_not_an_ar_archive_is_refused() {
         let dir = tempfile::tempdir().unwrap();
