@@ -59,8 +59,20 @@ pub enum Command {
     Demo(DemoArgs),
 }
 
-pub(crate) fn duration(value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value).map_err(|error| format!("`{value}`: {error} (e.g. 30s, 5m)"))
+/// A flag value that is not a duration. clap shows only this message, so the parser's reason
+/// is part of it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{value}`: {reason} (e.g. 30s, 5m)")]
+pub(crate) struct DurationError {
+    value: String,
+    reason: humantime::DurationError,
+}
+
+pub(crate) fn duration(value: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(value).map_err(|reason| DurationError {
+        value: value.to_owned(),
+        reason,
+    })
 }
 
 /// Flags of `pipeline-publisher worker`. AWS region, credentials and endpoints come from the

@@ -82,30 +82,48 @@ impl Reporter for JobStats {
     }
 }
 
-/// Parses a size such as `64MiB`, `1GiB`, `500k` or `1048576` (bytes).
-pub fn parse_size(value: &str) -> Result<u64, String> {
+/// A flag value that is not a size. clap shows only this message, so the parser's reason is
+/// part of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{value}` is not a size ({reason}); use e.g. 64MiB, 1GiB or 1048576")]
+    NotASize { value: String, reason: String },
+    #[error("`{value}` is too large; use at most a few GiB")]
+    TooLarge { value: String },
+}
+
+/// Parses a size such as `64MiB`, `1GiB`, `500k`, `2 GiB` or `1048576` (bytes). Units are
+/// binary whether or not they say so (`500k` and `64MB` are KiB and MiB), as they always were
+/// for this flag.
+pub fn parse_size(value: &str) -> Result<u64, SizeError> {
     let trimmed = value.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
+    let unit_start = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a size (e.g. 64MiB, 1GiB, 1048576)"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        other => {
-            return Err(format!(
-                "`{other}` is not a size unit (use KiB, MiB or GiB)"
-            ));
-        }
+    let (number, unit) = trimmed.split_at(unit_start);
+    let unit = unit.trim();
+    // bytesize reads `k`/`KB` as 1000; this flag has always meant 1024.
+    let binary_unit = match unit.to_ascii_lowercase().as_str() {
+        "k" | "kb" => "KiB",
+        "m" | "mb" => "MiB",
+        "g" | "gb" => "GiB",
+        "t" | "tb" => "TiB",
+        _ => unit,
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{value}` is too large"))
+    let size: bytesize::ByteSize =
+        format!("{number}{binary_unit}")
+            .parse()
+            .map_err(|reason| SizeError::NotASize {
+                value: value.to_owned(),
+                reason,
+            })?;
+    // bytesize saturates instead of failing on overflow.
+    if size.as_u64() == u64::MAX {
+        return Err(SizeError::TooLarge {
+            value: value.to_owned(),
+        });
+    }
+    Ok(size.as_u64())
 }
 
 #[cfg(test)]
@@ -117,6 +135,8 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 * 1024 * 1024));
         assert_eq!(parse_size("1048576"), Ok(1024 * 1024));
         assert_eq!(parse_size("2 GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("500k"), Ok(500 * 1024));
+        assert_eq!(parse_size("1GiB"), Ok(1024 * 1024 * 1024));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 furlongs").is_err());
     }

@@ -33,7 +33,7 @@ pub enum JobError {
         source: ExtractError,
     },
 
-    #[error("input artifact `{artifact}` cannot be published as configured")]
+    #[error("input artifact `{artifact}` {}", source.outcome())]
     Plan {
         artifact: String,
         #[source]
@@ -124,9 +124,10 @@ impl Classify for JobError {
     fn failure_type(&self) -> FailureType {
         match self {
             JobError::Extract { source, .. } if source.is_worker_io() => FailureType::JobFailed,
-            JobError::Configuration(_) | JobError::Extract { .. } | JobError::Plan { .. } => {
+            JobError::Configuration(_) | JobError::Extract { .. } => {
                 FailureType::ConfigurationError
             }
+            JobError::Plan { source, .. } => source.failure_type(),
             JobError::Download { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }

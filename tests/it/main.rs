@@ -10,6 +10,7 @@ mod competing_workers;
 mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
+mod plan_failures;
 mod property_tests;
 mod registry_connection_faults;
 mod registry_faults;
