@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 
 use crate::pipeline::job::JobData;
 
+/// Artifactory item properties: each key with its values.
+pub type Properties = BTreeMap<String, Vec<String>>;
+
 impl TargetPathError {
     /// What usually fixes it, shown by the command line.
     pub fn hint(&self) -> Option<&'static str> {
@@ -144,7 +147,7 @@ pub fn relative_file_path(raw: &str) -> Result<String, ArtifactPathError> {
 }
 
 /// Parses `key=value;key2=a,b` into properties; `,` separates several values of one key.
-pub fn parse_properties(raw: &str) -> Result<BTreeMap<String, Vec<String>>, PropertiesError> {
+pub fn parse_properties(raw: &str) -> Result<Properties, PropertiesError> {
     let mut properties: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {

@@ -48,6 +48,9 @@ pub(crate) struct Planner<'a> {
     pub(crate) prefix: String,
 }
 
+/// A spec entry's repository, and the path template inside it (`None`: the format's layout).
+type RepositoryTarget = (String, Option<String>);
+
 impl Planner<'_> {
     pub(crate) fn item(
         &self,
@@ -128,10 +131,7 @@ impl Planner<'_> {
 
     /// The repository and path template of a spec entry's `repository/path` target; without
     /// one, `RepoKey` and no template (the default layout of the format).
-    fn repository(
-        &self,
-        entry: Option<&SpecEntry>,
-    ) -> Result<(String, Option<String>), PlacementError> {
+    fn repository(&self, entry: Option<&SpecEntry>) -> Result<RepositoryTarget, PlacementError> {
         let Some(target) = entry.and_then(|entry| entry.target.as_deref()) else {
             return Ok((self.config.repo_key.clone(), None));
         };

@@ -53,6 +53,9 @@ pub(crate) struct AwsChunkedDecoder {
     trailers: Vec<(String, String)>,
 }
 
+/// One CRLF-terminated line of the chunked framing, without its terminator.
+type Line = String;
+
 impl AwsChunkedDecoder {
     pub(crate) fn new() -> Self {
         Self {
@@ -142,7 +145,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Takes one CRLF-terminated line (without the CRLF) if it is complete.
-    fn take_line(&mut self) -> Result<Option<String>, AwsChunkedError> {
+    fn take_line(&mut self) -> Result<Option<Line>, AwsChunkedError> {
         let Some(end) = self.pending.windows(2).position(|pair| pair == b"\r\n") else {
             if self.pending.len() > MAX_LINE_BYTES {
                 return Err(AwsChunkedError::LineTooLong);

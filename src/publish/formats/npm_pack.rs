@@ -87,8 +87,11 @@ pub fn read_directory_manifest(dir: &Path) -> Result<NpmManifest, PackError> {
     Ok(NpmManifest::parse(&bytes)?)
 }
 
+/// A packed file's path relative to the package directory, with `/` separators.
+pub type PackedPath = String;
+
 /// The files of `dir` that npm would pack, `/`-separated and sorted.
-pub fn packed_files(dir: &Path, manifest: &NpmManifest) -> Result<Vec<String>, PackError> {
+pub fn packed_files(dir: &Path, manifest: &NpmManifest) -> Result<Vec<PackedPath>, PackError> {
     let mut all = Vec::new();
     walk(dir, "", &mut all)?;
     all.sort();
@@ -152,7 +155,7 @@ pub fn pack_directory(
     dir: &Path,
     manifest: &NpmManifest,
     output: &Path,
-) -> Result<Vec<String>, PackError> {
+) -> Result<Vec<PackedPath>, PackError> {
     let files = packed_files(dir, manifest)?;
     let write_error = |source: std::io::Error| WorkspaceError::new("write", output, source);
     let out = File::create(output).map_err(write_error)?;
