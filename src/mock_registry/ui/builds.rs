@@ -22,7 +22,7 @@ use super::html::{
     Crumb, build_href, build_runs_href, build_segment, display_time, download_href, external_href,
     page, respond, tree_href,
 };
-use super::may_read;
+use super::refusal;
 use crate::mock_registry::Shared;
 use crate::mock_registry::auth::Caller;
 use crate::mock_registry::build_info::StoredBuild;
@@ -144,7 +144,7 @@ pub(super) async fn builds(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let runs = all_runs(&shared);
@@ -165,7 +165,7 @@ pub(super) async fn runs(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let runs: Vec<RunSummary> = all_runs(&shared)
@@ -305,7 +305,7 @@ pub(super) async fn run(
     Extension(caller): Extension<Caller>,
     Path(segments): Path<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let name = segments.get("name").cloned().unwrap_or_default();
