@@ -212,13 +212,13 @@ fn artifact_rows(shared: &Shared, module: &Value) -> Markup {
                             }
                             td { (text(&artifact["type"])) }
                             td.digest {
-                                "sha256 " (text(&artifact["sha256"])) br;
-                                "sha1 " (text(&artifact["sha1"])) br;
-                                "md5 " (text(&artifact["md5"]))
+                                span.label { "sha256" } (text(&artifact["sha256"])) br;
+                                span.label { "sha1" } (text(&artifact["sha1"])) br;
+                                span.label { "md5" } (text(&artifact["md5"]))
                             }
                             td {
                                 @if let Some((repo, path)) = stored {
-                                    a href=(download_href(repo, path)) { "Download" }
+                                    a.file href=(download_href(repo, path)) { "Download" }
                                 } @else if repo.is_some() && path.is_some() {
                                     span.muted { "not in this registry" }
                                 }
@@ -289,7 +289,7 @@ fn run_content(shared: &Shared, name: &str, number: &str, run: &StoredBuild) -> 
             p.empty { "This build has no modules." }
         }
         @for module in &modules {
-            h2.module { "Module " (text(&module["id"])) }
+            h3.module { "Module " (text(&module["id"])) }
             (artifact_rows(shared, module))
         }
         @if !other_runs.is_empty() {

@@ -80,5 +80,5 @@ pub(super) async fn home(
             }
         }
     };
-    respond(StatusCode::OK, page("Repositories", &[], content)).into_response()
+    respond(StatusCode::OK, page("Published here", &[], content)).into_response()
 }
