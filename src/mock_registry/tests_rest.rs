@@ -121,7 +121,17 @@ async fn folder_listing_names_children_with_their_folder_flag() {
         body["uri"],
         format!("{base}/artifactory/api/storage/firmware-releases/nestbox-cam")
     );
-    assert!(body["created"].is_string(), "{body}");
+    let image = server
+        .registry
+        .artifact(
+            "firmware-releases",
+            "nestbox-cam/abc1234/nestbox-cam-2.4.1.img",
+        )
+        .expect("stored");
+    assert_eq!(body["createdBy"], image.created_by);
+    let created = body["created"].as_str().expect("created");
+    let modified = body["lastModified"].as_str().expect("lastModified");
+    assert!(created.ends_with('Z') && created <= modified, "{body}");
     let (_, root) = get(&format!("{base}/artifactory/api/storage/firmware-releases")).await;
     assert_eq!(
         root["children"],
