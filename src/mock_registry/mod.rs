@@ -19,13 +19,16 @@
 //! artifacts in the store (`staging`), so storage info, checksum search and downloads see them;
 //! the npm index and build info are small JSON documents beside it (`persisted`).
 
+mod aql;
 mod auth;
 mod body;
 mod build_info;
+mod catalog;
 mod clock;
 mod deploy;
 mod error;
 mod front_door;
+mod metadata;
 mod model;
 mod npm_index;
 mod npm_names;
@@ -35,11 +38,13 @@ mod paths;
 mod persisted;
 mod pypi_index;
 mod pypi_upload;
+mod repositories;
 mod set_properties;
 mod staging;
 mod storage;
 mod store;
 mod tokens;
+mod ui;
 
 #[cfg(test)]
 mod test_support;
@@ -54,7 +59,11 @@ mod tests_npm;
 #[cfg(test)]
 mod tests_pypi;
 #[cfg(test)]
+mod tests_rest;
+#[cfg(test)]
 mod tests_tokens;
+#[cfg(test)]
+mod tests_ui;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +72,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -215,6 +224,12 @@ impl MockRegistry {
                 "/artifactory/api/storage/{*item}",
                 get(storage::storage_info).put(set_properties::set_item_properties),
             )
+            .route("/artifactory/api/repositories", get(repositories::list))
+            .route(
+                "/artifactory/api/metadata/{*item}",
+                patch(metadata::update_item_properties),
+            )
+            .route("/artifactory/api/search/aql", post(aql::search))
             .route(
                 "/artifactory/api/search/checksum",
                 get(storage::checksum_search),
@@ -254,6 +269,7 @@ impl MockRegistry {
                     .put(deploy::deploy)
                     .layer(DefaultBodyLimit::disable()),
             )
+            .merge(ui::routes())
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.clone(),

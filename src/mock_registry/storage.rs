@@ -113,7 +113,23 @@ fn folder_info(
     item: &ItemPath,
     children: Vec<(String, bool)>,
 ) -> Value {
+    // The mock keeps no folder records: a folder is as old as its oldest file and was last
+    // changed with its newest one (an empty configured repository: now).
+    let prefix = if item.path.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", item.path)
+    };
+    let records = shared.store.records_in(&item.repo);
+    let under = records.iter().filter(|(path, _)| path.starts_with(&prefix));
+    let oldest = under
+        .clone()
+        .min_by_key(|(_, record)| record.created_millis);
+    let newest = under.map(|(_, record)| record.modified_millis).max();
     let now = artifactory_timestamp(shared.clock.now());
+    let created = oldest.map_or(now.clone(), |(_, record)| timestamp(record.created_millis));
+    let created_by = oldest.map(|(_, record)| record.created_by.clone());
+    let modified = newest.map_or(now, timestamp);
     let children: Vec<Value> = children
         .into_iter()
         .map(|(name, folder)| json!({ "uri": format!("/{name}"), "folder": folder }))
@@ -121,9 +137,11 @@ fn folder_info(
     json!({
         "repo": item.repo,
         "path": format!("/{}", item.path),
-        "created": now,
-        "lastModified": now,
-        "lastUpdated": now,
+        "created": created,
+        "createdBy": created_by,
+        "lastModified": modified,
+        "modifiedBy": created_by,
+        "lastUpdated": modified,
         "children": children,
         "uri": storage_url(base, &item.repo, &item.path),
     })
