@@ -8,7 +8,12 @@ use sha2::Digest as _;
 
 use super::MockRegistryConfig;
 use super::test_support::{PASSWORD, USER, client, deploy, start};
-use crate::registry::paths::encode_segment;
+
+/// Percent-encodes one path segment as a client would (everything but unreserved characters);
+/// written here so the stand-in's tests share no code with the client they stand in for.
+fn encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
 
 /// The worker's `externalExecutionId` for build `camera pipeline/main`, number `exec-1`,
 /// started at 2026-11-26T09:13:04.174Z.
