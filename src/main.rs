@@ -30,9 +30,10 @@ async fn main() -> ExitCode {
             };
         }
     };
-    // The one-shot commands print their own results; their log lines are for problems only,
-    // unless a level was asked for.
-    let one_shot = matches!(cli.command, Command::Publish(_) | Command::Check(_));
+    // The one-shot commands (and a plain `demo`) print their own results; their log lines are
+    // for problems only, unless a level was asked for.
+    let one_shot = matches!(cli.command, Command::Publish(_) | Command::Check(_))
+        || matches!(&cli.command, Command::Demo(args) if !args.verbose);
     let level = if one_shot && matches.value_source("log_level") == Some(ValueSource::DefaultValue)
     {
         "warn"
