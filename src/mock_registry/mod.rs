@@ -22,10 +22,12 @@
 mod auth;
 mod body;
 mod build_info;
+mod catalog;
 mod clock;
 mod deploy;
 mod error;
 mod front_door;
+mod metadata;
 mod model;
 mod npm_index;
 mod npm_names;
@@ -35,11 +37,13 @@ mod paths;
 mod persisted;
 mod pypi_index;
 mod pypi_upload;
+mod repositories;
 mod set_properties;
 mod staging;
 mod storage;
 mod store;
 mod tokens;
+mod ui;
 
 #[cfg(test)]
 mod test_support;
@@ -55,6 +59,8 @@ mod tests_npm;
 mod tests_pypi;
 #[cfg(test)]
 mod tests_tokens;
+#[cfg(test)]
+mod tests_ui;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +69,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -215,6 +221,11 @@ impl MockRegistry {
                 "/artifactory/api/storage/{*item}",
                 get(storage::storage_info).put(set_properties::set_item_properties),
             )
+            .route("/artifactory/api/repositories", get(repositories::list))
+            .route(
+                "/artifactory/api/metadata/{*item}",
+                patch(metadata::update_item_properties),
+            )
             .route(
                 "/artifactory/api/search/checksum",
                 get(storage::checksum_search),
@@ -254,6 +265,7 @@ impl MockRegistry {
                     .put(deploy::deploy)
                     .layer(DefaultBodyLimit::disable()),
             )
+            .merge(ui::routes())
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.shared.clone(),

@@ -300,6 +300,74 @@ impl Store {
         }
     }
 
+    /// Every repository key: the configured ones and any that holds files, sorted.
+    pub(super) fn repository_keys(&self) -> Vec<String> {
+        let metadata = lock(&self.metadata);
+        let mut keys: std::collections::BTreeSet<String> =
+            metadata.repositories.keys().cloned().collect();
+        keys.extend(self.configured_repositories.iter().cloned());
+        keys.into_iter().collect()
+    }
+
+    /// Every record of a repository as `(path, record)`, sorted by path.
+    pub(super) fn records_in(&self, repo: &str) -> Vec<(String, ArtifactRecord)> {
+        lock(&self.metadata)
+            .repositories
+            .get(repo)
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|(path, record)| (path.clone(), record.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Applies property changes (`None` removes the key) to the file at `path`, or to every
+    /// file under it when it names a folder (`path` empty: the whole repository) and
+    /// `recursive` is set; a folder without `recursive` changes nothing. Returns how many files
+    /// exist at or under `path`, 0 meaning "no such item".
+    pub(super) fn change_properties(
+        &self,
+        repo: &str,
+        path: &str,
+        changes: &BTreeMap<String, Option<Vec<String>>>,
+        recursive: bool,
+    ) -> usize {
+        let mut metadata = lock(&self.metadata);
+        let Some(files) = metadata.repositories.get_mut(repo) else {
+            return 0;
+        };
+        let prefix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("{path}/")
+        };
+        let mut found = 0;
+        for (file_path, record) in files.iter_mut() {
+            let is_the_file = file_path == path;
+            let is_under = file_path.starts_with(&prefix) && !is_the_file;
+            if !is_the_file && !is_under {
+                continue;
+            }
+            found += 1;
+            if is_under && !recursive {
+                continue;
+            }
+            for (key, value) in changes {
+                match value {
+                    Some(values) => {
+                        record.properties.insert(key.clone(), values.clone());
+                    }
+                    None => {
+                        record.properties.remove(key);
+                    }
+                }
+            }
+        }
+        found
+    }
+
     /// Writes `metadata.json` atomically (temporary file, fsync, rename).
     pub(super) async fn persist(&self) -> std::io::Result<()> {
         let _writer = self.persist_lock.lock().await;
