@@ -19,6 +19,7 @@
 //! artifacts in the store (`staging`), so storage info, checksum search and downloads see them;
 //! the npm index and build info are small JSON documents beside it (`persisted`).
 
+mod aql;
 mod auth;
 mod body;
 mod build_info;
@@ -57,6 +58,8 @@ mod tests_build_info;
 mod tests_npm;
 #[cfg(test)]
 mod tests_pypi;
+#[cfg(test)]
+mod tests_rest;
 #[cfg(test)]
 mod tests_tokens;
 #[cfg(test)]
@@ -226,6 +229,7 @@ impl MockRegistry {
                 "/artifactory/api/metadata/{*item}",
                 patch(metadata::update_item_properties),
             )
+            .route("/artifactory/api/search/aql", post(aql::search))
             .route(
                 "/artifactory/api/search/checksum",
                 get(storage::checksum_search),

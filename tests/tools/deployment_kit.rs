@@ -8,6 +8,9 @@
 //!   volume, no key pair, no inbound rules, logs with retention, drain on termination); its user
 //!   data passes `shellcheck`, and its lifecycle watcher is run against a fake instance metadata
 //!   service to prove it stops the worker before completing the lifecycle action.
+//! - The fleet's CloudWatch alarms and dashboard and `examples/grafana-dashboard.json` use only
+//!   series the worker really exports (its `/metrics` rendered here), and the CloudWatch ones only
+//!   as the agent's Prometheus scrape ships them (name selected, dimensions declared).
 //! - `pipeline-example.yaml` configures the action with declared properties only and never holds
 //!   the registry password in plain text.
 //! - The `Dockerfile` passes `hadolint` and keeps its shape (multi-stage, pinned, non-root).
@@ -1701,6 +1704,382 @@ fn lifecycle_watcher_drains_the_worker_then_completes_the_lifecycle_action() {
         "the watcher should stop polling once the state is Terminated"
     );
     assert!(record.tokens_issued >= 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Alarms and dashboards: every series they use is one the worker exports
+
+const GRAFANA_DASHBOARD: &str = "examples/grafana-dashboard.json";
+const PROMETHEUS_SCRAPE_CONFIG: &str = "/opt/aws/amazon-cloudwatch-agent/etc/prometheus.yaml";
+/// The CloudWatch namespace the agent puts the worker's series in.
+const WORKER_NAMESPACE: &str = "PipelinePublisher";
+
+/// Every series name the worker's `/metrics` has, with its Prometheus type, read from the real
+/// exposition (a histogram contributes its `_bucket`, `_sum` and `_count` series).
+fn exported_series() -> BTreeMap<String, String> {
+    let text = pipeline_publisher::metrics::Metrics::new().render();
+    let mut series = BTreeMap::new();
+    for line in text.lines() {
+        let Some(declaration) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (name, kind) = declaration
+            .split_once(' ')
+            .unwrap_or_else(|| panic!("malformed TYPE line in /metrics: {line}"));
+        if kind == "histogram" {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                series.insert(format!("{name}{suffix}"), kind.to_owned());
+            }
+        } else {
+            series.insert(name.to_owned(), kind.to_owned());
+        }
+    }
+    assert!(
+        !series.is_empty(),
+        "the worker's /metrics has no series:\n{text}"
+    );
+    series
+}
+
+/// The `pipeline_publisher_*` names a PromQL expression mentions.
+fn series_in_promql(expression: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expression;
+    while let Some(start) = rest.find("pipeline_publisher_") {
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// Every `expr` of a Grafana dashboard, wherever it sits (panels, rows, templating).
+fn promql_expressions(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                match (key.as_str(), inner) {
+                    ("expr" | "query" | "definition", Value::String(text)) => {
+                        out.push(text.clone())
+                    }
+                    _ => promql_expressions(inner, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| promql_expressions(item, out)),
+        _ => {}
+    }
+}
+
+/// The names a metric selector of the agent's `emf_processor` matches: each is `^...$` with
+/// `(a|b)` groups, expanded here rather than pulling in a regex engine.
+fn selector_names(selector: &str) -> Vec<String> {
+    let body = selector
+        .strip_prefix('^')
+        .and_then(|rest| rest.strip_suffix('$'))
+        .unwrap_or_else(|| panic!("metric selector {selector:?} should be anchored ^...$"));
+    let mut names = vec![String::new()];
+    let mut rest = body;
+    while !rest.is_empty() {
+        if let Some(group) = rest.strip_prefix('(') {
+            let close = group
+                .find(')')
+                .unwrap_or_else(|| panic!("unclosed group in {selector:?}"));
+            let alternatives: Vec<&str> = group[..close].split('|').collect();
+            names = names
+                .iter()
+                .flat_map(|prefix| alternatives.iter().map(move |alt| format!("{prefix}{alt}")))
+                .collect();
+            rest = &group[close + 1..];
+        } else {
+            let next = rest.find('(').unwrap_or(rest.len());
+            let literal = &rest[..next];
+            assert!(
+                literal
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "metric selector {selector:?} uses more than literals and (a|b) groups"
+            );
+            names.iter_mut().for_each(|name| name.push_str(literal));
+            rest = &rest[next..];
+        }
+    }
+    names
+}
+
+/// A CloudWatch metric a template uses: namespace, name and dimension names (sorted).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct UsedMetric {
+    namespace: String,
+    name: String,
+    dimensions: Vec<String>,
+    used_by: String,
+}
+
+fn alarm_metric(metric: &Value, used_by: &str) -> Option<UsedMetric> {
+    let mut dimensions: Vec<String> = as_list(&metric["Dimensions"])
+        .iter()
+        .filter_map(|dimension| dimension["Name"].as_str().map(str::to_owned))
+        .collect();
+    dimensions.sort();
+    Some(UsedMetric {
+        namespace: metric["Namespace"].as_str()?.to_owned(),
+        name: metric["MetricName"].as_str()?.to_owned(),
+        dimensions,
+        used_by: used_by.to_owned(),
+    })
+}
+
+/// The metrics each alarm reads (a plain metric, or the `MetricStat`s of metric math).
+fn alarm_metrics(fleet: &Value) -> Vec<UsedMetric> {
+    let mut used = Vec::new();
+    for (name, alarm) in resources_of_type(fleet, "AWS::CloudWatch::Alarm") {
+        let properties = &alarm["Properties"];
+        used.extend(alarm_metric(properties, name));
+        for query in as_list(&properties["Metrics"]) {
+            used.extend(alarm_metric(&query["MetricStat"]["Metric"], name));
+        }
+    }
+    used
+}
+
+/// The metrics the CloudWatch dashboard's widgets plot, from its rendered `DashboardBody`.
+fn dashboard_metrics(fleet: &Value) -> Vec<UsedMetric> {
+    let (name, dashboard) =
+        single_resource(fleet, "AWS::CloudWatch::Dashboard", WORKER_FLEET_TEMPLATE);
+    let body = render_sub(
+        &dashboard["Properties"]["DashboardBody"],
+        &substitution_values(fleet),
+    );
+    let body: Value = serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("{name}'s DashboardBody is not JSON: {error}\n{body}"));
+    let mut used = Vec::new();
+    for widget in as_list(&body["widgets"]) {
+        for metric in as_list(&widget["properties"]["metrics"]) {
+            let parts: Vec<String> = metric
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .map_while(|item| item.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            assert!(
+                parts.len() >= 2 && parts.len().is_multiple_of(2) && parts[0] != "...",
+                "{name}: write each metric out in full ([namespace, name, dimension, value, ...]), \
+                 found {metric}"
+            );
+            let mut dimensions: Vec<String> = parts[2..].iter().step_by(2).cloned().collect();
+            dimensions.sort();
+            used.push(UsedMetric {
+                namespace: parts[0].clone(),
+                name: parts[1].clone(),
+                dimensions,
+                used_by: name.to_owned(),
+            });
+        }
+    }
+    used
+}
+
+#[test]
+fn alarms_and_dashboards_use_only_series_the_worker_exports_and_ships() {
+    let fleet = template(WORKER_FLEET_TEMPLATE);
+    let exported = exported_series();
+    let user_data = UserData::of_fleet(&fleet, &[]);
+    let mut problems = Vec::new();
+
+    // What the CloudWatch agent scrapes, and which series it ships with which dimensions.
+    let worker_env = key_values(&user_data.file(WORKER_ENV_FILE));
+    let listen = worker_env
+        .get("PIPELINE_PUBLISHER_METRICS_LISTEN")
+        .cloned()
+        .unwrap_or_default();
+    if listen.is_empty() {
+        problems.push(format!(
+            "{WORKER_ENV_FILE} sets no PIPELINE_PUBLISHER_METRICS_LISTEN: the worker serves no /metrics"
+        ));
+    }
+    let scrape = user_data.file(PROMETHEUS_SCRAPE_CONFIG);
+    if !scrape.contains(&format!("targets: [\"{listen}\"]")) {
+        problems.push(format!(
+            "{PROMETHEUS_SCRAPE_CONFIG} should scrape the worker at {listen:?}:\n{scrape}"
+        ));
+    }
+    if !scrape.contains("job_name: pipeline-publisher") {
+        problems.push(format!(
+            "{PROMETHEUS_SCRAPE_CONFIG} should name its job pipeline-publisher"
+        ));
+    }
+    let agent: Value = serde_json::from_str(&user_data.file(CLOUDWATCH_AGENT_CONFIG))
+        .unwrap_or_else(|error| panic!("{CLOUDWATCH_AGENT_CONFIG} is not JSON: {error}"));
+    let prometheus = &agent["logs"]["metrics_collected"]["prometheus"];
+    if prometheus["prometheus_config_path"] != PROMETHEUS_SCRAPE_CONFIG {
+        problems.push(format!(
+            "the agent's prometheus_config_path should be {PROMETHEUS_SCRAPE_CONFIG}, is {}",
+            prometheus["prometheus_config_path"]
+        ));
+    }
+    let emf = &prometheus["emf_processor"];
+    if emf["metric_namespace"] != WORKER_NAMESPACE {
+        problems.push(format!(
+            "the agent should ship the worker's series to the {WORKER_NAMESPACE} namespace, not {}",
+            emf["metric_namespace"]
+        ));
+    }
+    // Series name → dimension sets the agent publishes it with.
+    let mut shipped: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
+    for declaration in as_list(&emf["metric_declaration"]) {
+        if declaration["label_matcher"] != "^pipeline-publisher$" {
+            problems.push(format!(
+                "a metric declaration matches another job: {declaration}"
+            ));
+        }
+        let dimension_sets: Vec<Vec<String>> = as_list(&declaration["dimensions"])
+            .iter()
+            .map(|set| {
+                let mut names: Vec<String> = as_list(set)
+                    .iter()
+                    .filter_map(|name| name.as_str().map(str::to_owned))
+                    .collect();
+                names.sort();
+                names
+            })
+            .collect();
+        for selector in as_list(&declaration["metric_selectors"]) {
+            for name in selector_names(selector.as_str().unwrap_or_default()) {
+                match exported.get(&name).map(String::as_str) {
+                    Some("counter" | "gauge") => {}
+                    Some(kind) => problems.push(format!(
+                        "the agent selects {name}, a {kind}; its Prometheus input ships counters \
+                         and gauges only"
+                    )),
+                    None => problems.push(format!(
+                        "the agent selects {name}, which the worker does not export"
+                    )),
+                }
+                shipped
+                    .entry(name)
+                    .or_default()
+                    .extend(dimension_sets.clone());
+            }
+        }
+    }
+
+    // Alarms and the CloudWatch dashboard: worker series only as the agent ships them.
+    let used: Vec<UsedMetric> = alarm_metrics(&fleet)
+        .into_iter()
+        .chain(dashboard_metrics(&fleet))
+        .collect();
+    for metric in &used {
+        match metric.namespace.as_str() {
+            WORKER_NAMESPACE => match shipped.get(&metric.name) {
+                None => problems.push(format!(
+                    "{} uses {}, which the CloudWatch agent does not ship (or the worker does not export)",
+                    metric.used_by, metric.name
+                )),
+                Some(sets) if !sets.contains(&metric.dimensions) => problems.push(format!(
+                    "{} reads {} with dimensions {:?}; the agent publishes it with {sets:?}",
+                    metric.used_by, metric.name, metric.dimensions
+                )),
+                Some(_) => {}
+            },
+            "AWS/AutoScaling" if metric.name == "GroupInServiceInstances" => {}
+            other => problems.push(format!(
+                "{} uses {other}/{}, which nothing in the fleet publishes",
+                metric.used_by, metric.name
+            )),
+        }
+    }
+
+    // The four alarms of the kit, each notifying the optional topic.
+    for (what, namespace, metric_name) in [
+        (
+            "failed jobs",
+            WORKER_NAMESPACE,
+            "pipeline_publisher_jobs_failed_total",
+        ),
+        (
+            "undelivered results",
+            WORKER_NAMESPACE,
+            "pipeline_publisher_job_results_undelivered_total",
+        ),
+        (
+            "no successful poll",
+            WORKER_NAMESPACE,
+            "pipeline_publisher_last_successful_poll_timestamp_seconds",
+        ),
+        (
+            "unhealthy instances",
+            "AWS/AutoScaling",
+            "GroupInServiceInstances",
+        ),
+    ] {
+        if !alarm_metrics(&fleet)
+            .iter()
+            .any(|metric| metric.namespace == namespace && metric.name == metric_name)
+        {
+            problems.push(format!(
+                "no alarm watches {what} ({namespace}/{metric_name})"
+            ));
+        }
+    }
+    if fleet["Conditions"]["HasAlarmTopic"]
+        != serde_json::json!({"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]})
+    {
+        problems.push("the HasAlarmTopic condition should be AlarmTopicArn != \"\"".to_owned());
+    }
+    if parameter_default(&fleet, "AlarmTopicArn").as_deref() != Some("") {
+        problems.push("AlarmTopicArn should be optional (default empty)".to_owned());
+    }
+    let notify = serde_json::json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]});
+    for (name, alarm) in resources_of_type(&fleet, "AWS::CloudWatch::Alarm") {
+        for actions in ["AlarmActions", "OKActions"] {
+            if alarm["Properties"][actions] != notify {
+                problems.push(format!(
+                    "{name}.{actions} should notify AlarmTopicArn only when it is set: {notify}"
+                ));
+            }
+        }
+    }
+
+    // The Grafana dashboard queries only series the worker exports.
+    let grafana: Value = serde_json::from_str(&read_repo_file(GRAFANA_DASHBOARD))
+        .unwrap_or_else(|error| panic!("{GRAFANA_DASHBOARD} is not JSON: {error}"));
+    let mut expressions = Vec::new();
+    promql_expressions(&grafana, &mut expressions);
+    let queried: BTreeSet<String> = expressions
+        .iter()
+        .flat_map(|e| series_in_promql(e))
+        .collect();
+    for name in &queried {
+        if !exported.contains_key(name) {
+            problems.push(format!(
+                "{GRAFANA_DASHBOARD} queries {name}, which the worker does not export"
+            ));
+        }
+    }
+    for wanted in [
+        "pipeline_publisher_jobs_succeeded_total",
+        "pipeline_publisher_jobs_failed_total",
+        "pipeline_publisher_job_duration_seconds_bucket",
+        "pipeline_publisher_jobs_in_flight",
+        "pipeline_publisher_job_api_throttles_total",
+        "pipeline_publisher_registry_retries_total",
+        "pipeline_publisher_published_bytes_total",
+    ] {
+        if !queried.contains(wanted) {
+            problems.push(format!("{GRAFANA_DASHBOARD} should chart {wanted}"));
+        }
+    }
+    assert_no_problems(
+        &problems,
+        "the fleet's alarms and dashboards drift from the worker's metrics",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ use super::html::{
     Crumb, build_href, build_runs_href, build_segment, display_time, download_href, external_href,
     page, respond, tree_href,
 };
-use super::may_read;
+use super::refusal;
 use crate::mock_registry::Shared;
 use crate::mock_registry::auth::Caller;
 use crate::mock_registry::build_info::StoredBuild;
@@ -144,7 +144,7 @@ pub(super) async fn builds(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let runs = all_runs(&shared);
@@ -165,7 +165,7 @@ pub(super) async fn runs(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let runs: Vec<RunSummary> = all_runs(&shared)
@@ -212,13 +212,13 @@ fn artifact_rows(shared: &Shared, module: &Value) -> Markup {
                             }
                             td { (text(&artifact["type"])) }
                             td.digest {
-                                "sha256 " (text(&artifact["sha256"])) br;
-                                "sha1 " (text(&artifact["sha1"])) br;
-                                "md5 " (text(&artifact["md5"]))
+                                span.label { "sha256" } (text(&artifact["sha256"])) br;
+                                span.label { "sha1" } (text(&artifact["sha1"])) br;
+                                span.label { "md5" } (text(&artifact["md5"]))
                             }
                             td {
                                 @if let Some((repo, path)) = stored {
-                                    a href=(download_href(repo, path)) { "Download" }
+                                    a.file href=(download_href(repo, path)) { "Download" }
                                 } @else if repo.is_some() && path.is_some() {
                                     span.muted { "not in this registry" }
                                 }
@@ -289,7 +289,7 @@ fn run_content(shared: &Shared, name: &str, number: &str, run: &StoredBuild) -> 
             p.empty { "This build has no modules." }
         }
         @for module in &modules {
-            h2.module { "Module " (text(&module["id"])) }
+            h3.module { "Module " (text(&module["id"])) }
             (artifact_rows(shared, module))
         }
         @if !other_runs.is_empty() {
@@ -305,7 +305,7 @@ pub(super) async fn run(
     Extension(caller): Extension<Caller>,
     Path(segments): Path<HashMap<String, String>>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let name = segments.get("name").cloned().unwrap_or_default();

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::html::{build_href, display_size, page, respond, tree_href};
-use super::{builds, may_read};
+use super::{builds, refusal};
 use crate::mock_registry::Shared;
 use crate::mock_registry::auth::Caller;
 use crate::mock_registry::catalog;
@@ -28,13 +28,13 @@ pub(super) async fn home(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let packages = catalog::packages(&shared);
     let repositories = catalog::repositories(&shared, &packages);
     let mut runs = builds::all_runs(&shared);
-    runs.sort_by(|left, right| right.started_millis.cmp(&left.started_millis));
+    runs.sort_by_key(|run| std::cmp::Reverse(run.started_millis));
     runs.truncate(RECENT_BUILDS);
     let content = html! {
         h2 { "Repositories" }
@@ -80,5 +80,5 @@ pub(super) async fn home(
             }
         }
     };
-    respond(StatusCode::OK, page("Repositories", &[], content)).into_response()
+    respond(StatusCode::OK, page("Published here", &[], content)).into_response()
 }

@@ -52,8 +52,10 @@ pub(super) fn routes() -> Router<Arc<Shared>> {
         .route("/ui/packages/{id}", get(packages::package))
 }
 
-/// The caller may read, or the error response (401 with a basic-auth challenge, so a browser
-/// asks for credentials).
-fn may_read(shared: &Shared, caller: &Caller) -> Result<(), Response> {
-    check_read_access(shared, caller).map_err(IntoResponse::into_response)
+/// The error response when the caller may not read (401 with a basic-auth challenge, so a
+/// browser asks for credentials), `None` when it may.
+fn refusal(shared: &Shared, caller: &Caller) -> Option<Response> {
+    check_read_access(shared, caller)
+        .err()
+        .map(IntoResponse::into_response)
 }

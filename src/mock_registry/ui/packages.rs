@@ -12,7 +12,7 @@ use maud::html;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::html::{Crumb, display_time, download_href, file_name, page, respond, tree_href};
-use super::may_read;
+use super::refusal;
 use crate::mock_registry::Shared;
 use crate::mock_registry::auth::Caller;
 use crate::mock_registry::catalog::{self, Package, PackageKind};
@@ -31,7 +31,7 @@ pub(super) async fn packages(
     State(shared): State<Arc<Shared>>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let packages = catalog::packages(&shared);
@@ -70,7 +70,7 @@ pub(super) async fn package(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let wanted = id

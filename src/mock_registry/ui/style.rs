@@ -18,19 +18,23 @@ header.top nav a { margin-right: 1rem; opacity: 0.85; }
 main { max-width: 78rem; margin: 0 auto; padding: 1rem 1.5rem 3rem; }
 h1 { font-size: 1.4rem; margin: 0.8rem 0; overflow-wrap: anywhere; }
 h2 { font-size: 1.1rem; margin: 1.6rem 0 0.5rem; }
+h3 { font-size: 1rem; margin: 1.2rem 0 0.4rem; }
 a { color: var(--accent); }
 .crumbs { color: var(--muted); font-size: 0.9rem; overflow-wrap: anywhere; }
 .crumbs a { text-decoration: none; }
 .muted { color: var(--muted); }
 table { border-collapse: collapse; width: 100%; margin: 0.4rem 0 1rem; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line);
-         vertical-align: top; overflow-wrap: anywhere; }
+         vertical-align: top; overflow-wrap: break-word; }
+th { white-space: nowrap; }
 th { background: var(--band); font-weight: 600; font-size: 0.9rem; }
 table.facts th { width: 11rem; background: none; color: var(--muted); }
 td.num { text-align: right; white-space: nowrap; }
 code, .digest { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace;
                 font-size: 0.85rem; }
-.digest { overflow-wrap: anywhere; }
+.digest { overflow-wrap: anywhere; min-width: 12rem; }
+.digest .label { color: var(--muted); display: inline-block; width: 3.6rem; }
+a.file { white-space: nowrap; }
 .tag { display: inline-block; padding: 0 0.45rem; border-radius: 0.6rem; background: var(--band);
        border: 1px solid var(--line); font-size: 0.8rem; }
 .download { display: inline-block; margin: 0.3rem 0 0.8rem; padding: 0.3rem 0.8rem;

@@ -14,8 +14,8 @@ use maud::{Markup, html};
 use super::html::{
     Crumb, display_size, display_time, download_href, file_name, page, respond, tree_href,
 };
-use super::may_read;
 use super::packages::package_href;
+use super::refusal;
 use crate::mock_registry::Shared;
 use crate::mock_registry::auth::Caller;
 use crate::mock_registry::catalog;
@@ -60,7 +60,7 @@ pub(super) async fn tree(
     Extension(caller): Extension<Caller>,
     uri: Uri,
 ) -> Response {
-    if let Err(denied) = may_read(&shared, &caller) {
+    if let Some(denied) = refusal(&shared, &caller) {
         return denied;
     }
     let raw = uri.path().strip_prefix(PREFIX).unwrap_or_default();
