@@ -2,14 +2,19 @@
 #
 # pipeline-publisher container image.
 #
-# Stage 1 builds the release binary with the Rust toolchain; stage 2 copies only that binary into
+# Stage 1 builds the production worker (`--no-default-features`: the `worker`, `publish` and
+# `check` commands, without the mock registry, the sandbox or `demo`) with the Rust toolchain;
+# stage 2 copies only that binary into
 # a distroless runtime that has glibc, libgcc_s and CA certificates and nothing else (no shell,
 # no package manager), and runs it as an unprivileged user.
 #
 #   docker build -t pipeline-publisher .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/pipeline-publisher:VERSION --push .
 #   docker run --rm -e AWS_REGION=eu-west-1 pipeline-publisher            # the worker (CMD)
-#   docker run --rm pipeline-publisher demo                                # the offline demo
+#   docker run --rm pipeline-publisher check --skip-aws --artifactory-host https://acme.jfrog.io
+#
+# The offline demo needs the stand-ins, which the production image leaves out: run it from a
+# checkout with `cargo run -- demo`.
 #
 # Stop it with `docker stop --time 330 ...` (more than PIPELINE_PUBLISHER_DRAIN_TIMEOUT): the
 # worker drains in-flight jobs on SIGTERM, and Docker's default 10 s would cut that short.
@@ -25,7 +30,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin pipeline-publisher \
+    cargo build --release --locked --no-default-features --bin pipeline-publisher \
     && install -D -m 0755 target/release/pipeline-publisher /out/pipeline-publisher
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime

@@ -5,13 +5,30 @@ use std::sync::Arc;
 use anyhow::Context;
 
 use crate::artifacts::ArtifactStore;
-use crate::cli::{MockRegistryArgs, WorkerArgs};
+#[cfg(feature = "stand-ins")]
+use crate::cli::MockRegistryArgs;
+use crate::cli::WorkerArgs;
 use crate::health::HealthState;
+#[cfg(feature = "stand-ins")]
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
 use crate::pipeline::aws::AwsJobApi;
-use crate::publish::Publisher;
+use crate::publish::{Publisher, PublisherSettings};
 use crate::worker::journal::Journal;
 use crate::worker::{self, WorkerReport, WorkerSettings};
+
+/// No AWS region is configured, so no CodePipeline endpoint can be chosen.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no AWS region is configured; set AWS_REGION to the region of your pipelines (CodePipeline \
+     hands out jobs per region)"
+)]
+pub struct MissingRegion;
+
+impl crate::error::Hint for MissingRegion {
+    fn hint(&self) -> Option<std::borrow::Cow<'static, str>> {
+        Some("set AWS_REGION (or a region in the AWS_PROFILE's config)".into())
+    }
+}
 
 /// Loads the standard AWS configuration: region, credentials chain, endpoint overrides.
 pub async fn load_aws_config() -> aws_config::SdkConfig {
@@ -24,10 +41,7 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
 pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let sdk_config = load_aws_config().await;
     if sdk_config.region().is_none() {
-        anyhow::bail!(
-            "no AWS region is configured; set AWS_REGION to the region of your pipelines \
-             (CodePipeline hands out jobs per region)"
-        );
+        return Err(MissingRegion.into());
     }
     let action_type = args.action_type();
     let api = AwsJobApi::new(&sdk_config, &action_type)
@@ -38,13 +52,20 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
         ca_bundle: args.ca_bundle.clone(),
     })
     .context("could not set up the HTTP client")?;
-    let publisher = Publisher::new(args.publisher_settings(), store, http);
     let state_dir = args.state_dir();
     let journal = Journal::open(&state_dir).context("could not open the job journal")?;
     let settings = WorkerSettings {
         journal: Some(Arc::new(journal)),
         ..args.worker_settings()
     };
+    let publisher = Publisher::new(
+        PublisherSettings {
+            metrics: settings.metrics.clone(),
+            ..args.publisher_settings()
+        },
+        store,
+        http,
+    );
     if let Some(address) = args.metrics_listen {
         let state = HealthState {
             metrics: settings.metrics.clone(),
@@ -64,6 +85,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
 }
 
 /// `pipeline-publisher mock-registry`: serves until SIGINT/SIGTERM.
+#[cfg(feature = "stand-ins")]
 pub async fn run_mock_registry(args: MockRegistryArgs) -> anyhow::Result<()> {
     let mut config = MockRegistryConfig {
         data_dir: args.data_dir,
@@ -105,6 +127,7 @@ pub async fn run_mock_registry(args: MockRegistryArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "stand-ins")]
 fn describe_users(users: &[String]) -> String {
     if users.is_empty() {
         "demo / demo-password".to_owned()

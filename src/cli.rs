@@ -48,17 +48,31 @@ pub enum Command {
     /// Poll CodePipeline for jobs of the custom action and publish them (the production daemon).
     Worker(WorkerArgs),
     /// Serve the Artifactory-compatible mock registry (for local runs and tests).
+    #[cfg(feature = "stand-ins")]
     MockRegistry(MockRegistryArgs),
     /// Publish a zip or a directory once, without CodePipeline, exactly as a job would.
     Publish(PublishArgs),
     /// Check the set-up: AWS identity, the action type, the registry, the token, the repository.
     Check(CheckArgs),
     /// Run a complete local demo: CodePipeline, S3 and registry stand-ins plus the real worker.
+    #[cfg(feature = "stand-ins")]
     Demo(DemoArgs),
 }
 
-pub(crate) fn duration(value: &str) -> Result<Duration, String> {
-    humantime::parse_duration(value).map_err(|error| format!("`{value}`: {error} (e.g. 30s, 5m)"))
+/// A flag value that is not a duration. clap shows only this message, so the parser's reason
+/// is part of it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{value}`: {reason} (e.g. 30s, 5m)")]
+pub(crate) struct DurationError {
+    value: String,
+    reason: humantime::DurationError,
+}
+
+pub(crate) fn duration(value: &str) -> Result<Duration, DurationError> {
+    humantime::parse_duration(value).map_err(|reason| DurationError {
+        value: value.to_owned(),
+        reason,
+    })
 }
 
 /// Flags of `pipeline-publisher worker`. AWS region, credentials and endpoints come from the
@@ -181,7 +195,6 @@ impl WorkerArgs {
             drain_timeout: self.drain_timeout,
             max_jobs: self.max_jobs,
             heartbeat_interval: self.heartbeat_interval,
-            progress_log_min_bytes: self.progress_min_size,
             ..WorkerSettings::default()
         }
     }
@@ -218,6 +231,8 @@ impl WorkerArgs {
             token_lifetime: self.token_lifetime,
             upload_concurrency: usize::from(self.upload_concurrency),
             work_dir: self.work_dir.clone(),
+            progress_log_min_bytes: self.progress_min_size,
+            ..PublisherSettings::default()
         }
     }
 }

@@ -33,10 +33,7 @@ pub fn router(state: HealthState) -> Router {
 
 async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
     )
 }

@@ -9,7 +9,9 @@ use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 use pipeline_publisher::cli::{Cli, Command};
 use pipeline_publisher::commands::{self, errors};
-use pipeline_publisher::{app, demo, telemetry};
+#[cfg(feature = "stand-ins")]
+use pipeline_publisher::demo;
+use pipeline_publisher::{app, telemetry};
 
 /// The command line was not understood (sysexits' EX_USAGE).
 const EXIT_USAGE: u8 = 64;
@@ -46,9 +48,11 @@ async fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Worker(args) => app::run_worker(args).await.map(|_| 0),
+        #[cfg(feature = "stand-ins")]
         Command::MockRegistry(args) => app::run_mock_registry(args).await.map(|()| 0),
         Command::Publish(args) => commands::publish::run(args).await,
         Command::Check(args) => commands::check::run(args).await,
+        #[cfg(feature = "stand-ins")]
         Command::Demo(args) => demo::run(args).await.map(|()| 0),
     };
     match result {

@@ -40,11 +40,20 @@ pub enum DownloadError {
     },
     #[error("s3://{bucket}/{key} does not exist; re-run the pipeline from its source stage")]
     NotFound { bucket: String, key: String },
-    #[error("S3 GetObject for s3://{bucket}/{key} failed: {message}")]
+    #[error("S3 GetObject for s3://{bucket}/{key} failed")]
     Failed {
         bucket: String,
         key: String,
-        message: String,
+        /// The SDK's error (service, timeout, connection), kept for its chain.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("the download of s3://{bucket}/{key} was interrupted")]
+    Interrupted {
+        bucket: String,
+        key: String,
+        #[source]
+        source: aws_sdk_s3::primitives::ByteStreamError,
     },
     #[error("could not write the download to `{path}`")]
     Write {
@@ -117,14 +126,14 @@ impl ArtifactStore {
         let mut file = tokio::io::BufWriter::with_capacity(256 * 1024, file);
         let mut body = response.body;
         let mut size = 0u64;
-        while let Some(chunk) = body
-            .try_next()
-            .await
-            .map_err(|error| DownloadError::Failed {
-                bucket: artifact.bucket.clone(),
-                key: artifact.key.clone(),
-                message: format!("the download was interrupted: {error}"),
-            })?
+        while let Some(chunk) =
+            body.try_next()
+                .await
+                .map_err(|source| DownloadError::Interrupted {
+                    bucket: artifact.bucket.clone(),
+                    key: artifact.key.clone(),
+                    source,
+                })?
         {
             size += chunk.len() as u64;
             file.write_all(&chunk).await.map_err(write_error)?;
@@ -178,6 +187,6 @@ where
     DownloadError::Failed {
         bucket,
         key,
-        message: crate::pipeline::failure::inline_chain(&error),
+        source: Box::new(error),
     }
 }

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use crate::artifacts::checksum::{Checksums, hash_stream};
+use crate::checksum::{Checksums, hash_stream};
 
 /// Caps that bound what one artifact may expand to.
 #[derive(Debug, Clone, Copy)]
@@ -86,12 +86,23 @@ pub enum ExtractError {
     RatioExceeded { entry: String, limit: u64 },
     #[error("the archive contains no files")]
     Empty,
-    #[error("could not write `{path}`")]
+    /// The worker's own disk failed, not the artifact.
+    #[error(
+        "the worker could not write `{path}` in its work directory; check --work-dir and its free \
+         disk space"
+    )]
     Write {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
+}
+
+impl ExtractError {
+    /// Whether the worker's own disk is at fault (so the job failed, not the configuration).
+    pub fn is_worker_io(&self) -> bool {
+        matches!(self, ExtractError::Write { .. })
+    }
 }
 
 /// Extracts `archive` into `destination` (which must exist and be private) and returns the

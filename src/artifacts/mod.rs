@@ -1,11 +1,9 @@
 //! Input artifacts: download with the job's credentials, extract safely, hash in the same pass.
 
-pub mod checksum;
 pub mod download;
 pub mod extract;
 pub mod upload;
 
-pub use checksum::{ChecksumStream, Checksums, MultiHasher};
 pub use download::{ArtifactStore, DownloadError};
 pub use extract::{ExtractError, ExtractLimits, ExtractedFile, extract_zip};
 pub use upload::UploadError;

@@ -24,11 +24,13 @@ pub enum UploadError {
         code: String,
         message: String,
     },
-    #[error("S3 PutObject for s3://{bucket}/{key} failed: {message}")]
+    #[error("S3 PutObject for s3://{bucket}/{key} failed")]
     Failed {
         bucket: String,
         key: String,
-        message: String,
+        /// The SDK's error (service, timeout, connection), kept for its chain.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -89,6 +91,6 @@ where
     UploadError::Failed {
         bucket,
         key,
-        message: crate::pipeline::failure::inline_chain(&error),
+        source: Box::new(error),
     }
 }

@@ -86,6 +86,12 @@ pub struct PublishArgs {
     /// (default: local-<unix time>).
     #[arg(long, env = "PIPELINE_PUBLISHER_EXECUTION_ID")]
     pub execution_id: Option<String>,
+    /// Build name of the build info (default: the pipeline name, or the file spec's buildName).
+    #[arg(long, env = "PIPELINE_PUBLISHER_BUILD_NAME")]
+    pub build_name: Option<String>,
+    /// Build number of the build info (default: the execution id).
+    #[arg(long, env = "PIPELINE_PUBLISHER_BUILD_NUMBER")]
+    pub build_number: Option<String>,
     /// Source revision for {Revision}, {ShortRevision} and the vcs.revision property.
     #[arg(long, env = "PIPELINE_PUBLISHER_REVISION")]
     pub revision: Option<String>,

@@ -11,8 +11,8 @@ use crate::cli::CheckArgs;
 use crate::commands::check_registry;
 use crate::commands::checklist::Checklist;
 use crate::commands::settings::Settings;
+use crate::error::inline_chain;
 use crate::pipeline::ActionTypeId;
-use crate::pipeline::failure::inline_chain;
 
 /// Runs every check, prints the checklist; exit code 0 when nothing failed, else 1.
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {

@@ -7,9 +7,8 @@ use url::Url;
 
 use crate::cli::{PASSWORD_ENV, RegistryArgs};
 use crate::commands::checklist::Checklist;
-use crate::commands::errors::chain_text;
 use crate::commands::settings::{self, Settings};
-use crate::pipeline::failure::inline_chain;
+use crate::error::{inline_chain, is_certificate_error};
 use crate::pipeline::properties::{ARTIFACTORY_HOST, REPO_KEY, USER_NAME};
 use crate::registry::{RegistryClient, RegistryError};
 
@@ -24,7 +23,7 @@ pub async fn registry_checks(settings: &Settings, args: &RegistryArgs, checklist
         Err(problem) => {
             checklist.fail(
                 "registry URL",
-                problem,
+                problem.to_string(),
                 "give the registry's base URL, e.g. https://acme.jfrog.io (a trailing /artifactory \
                  is accepted; not a UI or repository URL)",
             );
@@ -152,18 +151,7 @@ async fn ping(client: &RegistryClient, https: bool, checklist: &mut Checklist) -
             return false;
         }
         Err(error) => {
-            let text = chain_text(&error);
-            let tls = [
-                "certificate",
-                "Certificate",
-                "tls",
-                "TLS",
-                "handshake",
-                "UnknownIssuer",
-            ]
-            .iter()
-            .any(|needle| text.contains(needle));
-            if https && tls {
+            if https && is_certificate_error(&error) {
                 checklist.fail(
                     "TLS",
                     inline_chain(&error),
@@ -188,12 +176,29 @@ async fn ping(client: &RegistryClient, https: bool, checklist: &mut Checklist) -
     true
 }
 
+/// Why `--artifactory-host` is not a registry base URL. The checklist shows one line per
+/// check, so the URL parser's reason is part of the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum BaseUrlError {
+    #[error("`{raw}` is not a URL ({reason})")]
+    NotUrl {
+        raw: String,
+        reason: url::ParseError,
+    },
+    #[error("`{raw}` must be an http(s) URL with a host")]
+    NotHttp { raw: String },
+}
+
 /// The registry base URL from `ArtifactoryHost`, as the job's configuration parses it.
-fn parse_base_url(raw: &str) -> Result<Url, String> {
-    let mut url =
-        Url::parse(raw.trim()).map_err(|error| format!("`{raw}` is not a URL ({error})"))?;
+fn parse_base_url(raw: &str) -> Result<Url, BaseUrlError> {
+    let mut url = Url::parse(raw.trim()).map_err(|reason| BaseUrlError::NotUrl {
+        raw: raw.to_owned(),
+        reason,
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(format!("`{raw}` must be an http(s) URL with a host"));
+        return Err(BaseUrlError::NotHttp {
+            raw: raw.to_owned(),
+        });
     }
     let path = url.path().trim_end_matches('/');
     let path = path.strip_suffix("/artifactory").unwrap_or(path).to_owned();

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::artifacts::checksum::hash_stream;
 use crate::artifacts::{ExtractLimits, ExtractedFile, extract_zip};
+use crate::checksum::hash_stream;
 
 /// Files found under `path`, sorted by relative path. A zip is extracted into `scratch`.
 pub fn collect(path: &Path, scratch: &Path) -> anyhow::Result<Vec<ExtractedFile>> {

@@ -1,5 +1,6 @@
 //! `pipeline-publisher publish PATH`: one publish of a zip or a directory without CodePipeline,
-//! through the job's own configuration parsing, planning and publishing code.
+//! through the job's own configuration parsing, planning and publish run
+//! ([`crate::publish::run`]), build info included.
 
 use std::io::IsTerminal;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,15 +9,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 
 use crate::cli::{OutputFormat, PASSWORD_ENV, PublishArgs};
+use crate::commands::errors;
 use crate::commands::summary::{self, SummaryFile};
 use crate::commands::{local_files, settings};
 use crate::pipeline::config::{ActionConfig, ConfigPolicy};
-use crate::pipeline::failure::render_chain;
-use crate::pipeline::job::{Artifact, PipelineContext};
-use crate::pipeline::{JobError, properties};
-use crate::progress::{LogProgress, Progress, TerminalProgress};
-use crate::publish::{ExtractedArtifact, PublishPlan, receipt};
-use crate::registry::{DeployOutcome, RegistryClient, TokenSession};
+use crate::pipeline::job::{Artifact, JobData, PipelineContext};
+use crate::pipeline::properties;
+use crate::progress::{LogProgress, TerminalProgress};
+use crate::publish::plan::BuildIdentity;
+use crate::publish::run::{self, PublishRun};
+use crate::publish::{ExtractedArtifact, JobError, PublishPlan};
+use crate::registry::{DeployOutcome, RegistryClient, Reporter};
 use crate::secret::{Redactor, SecretString};
 
 /// Exit code: everything was published.
@@ -95,17 +98,25 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
         root,
         files,
     }];
-    let plan = {
-        let (config, data) = (config.clone(), data.clone());
-        let pack_dir = scratch.path().join("packed");
-        tokio::task::spawn_blocking(move || {
-            PublishPlan::build(&config, &data, &extracted, &pack_dir)
-        })
-        .await
-        .context("the planning task failed")?
-        .map_err(|(artifact, source)| JobError::Plan { artifact, source })
-        .context("could not plan the publish")?
-    };
+    let started = run::started_now();
+    let mut plan = run::plan(
+        &config,
+        &data,
+        extracted.into(),
+        scratch.path().join("packed"),
+    )
+    .await
+    .context("could not plan the publish")?;
+    if args.build_name.is_some() || args.build_number.is_some() {
+        let build = BuildIdentity {
+            name: args.build_name.clone().unwrap_or(plan.build.name.clone()),
+            number: args
+                .build_number
+                .clone()
+                .unwrap_or(plan.build.number.clone()),
+        };
+        run::rename_build(&mut plan, build);
+    }
     let client = RegistryClient::new(
         crate::registry::http_client().context("could not set up the HTTP client")?,
         config.host.clone(),
@@ -123,42 +134,34 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
         .with_context(|| {
             format!("no registry password: set {PASSWORD_ENV}, or run in a terminal to be asked")
         })?;
-    publish(&args, &config, &client, &plan).await
+    let local = LocalPublish {
+        config: &config,
+        data: &data,
+        started,
+    };
+    publish(&args, local, &client, &plan).await
+}
+
+/// What `publish` hands the run besides the plan.
+struct LocalPublish<'a> {
+    config: &'a ActionConfig,
+    data: &'a JobData,
+    started: time::OffsetDateTime,
 }
 
 async fn publish(
     args: &PublishArgs,
-    config: &ActionConfig,
+    local: LocalPublish<'_>,
     client: &RegistryClient,
     plan: &PublishPlan,
 ) -> anyhow::Result<u8> {
-    let description = format!("pipeline-publisher publish: {}", plan.target_path);
-    let mut session = match TokenSession::open(
-        client.clone(),
-        &config.user_name,
-        &config.password,
-        args.registry.token_lifetime,
-        &description,
-        Redactor::new(),
-    )
-    .await
-    {
-        Ok(session) => session,
-        Err(source) => {
-            let error = JobError::Token {
-                host: config.host.to_string(),
-                source: Box::new(source),
-            };
-            return Ok(report(args, &[], plan, Some(&error), client));
-        }
-    };
     let terminal = (std::io::stderr().is_terminal()).then(|| {
         Arc::new(TerminalProgress::new(
             plan.total_bytes(),
             args.progress_min_size,
         ))
     });
-    let inner: Arc<dyn Progress> = match &terminal {
+    let inner: Arc<dyn Reporter> = match &terminal {
         Some(bars) => bars.clone(),
         None => Arc::new(LogProgress::new(args.progress_min_size)),
     };
@@ -166,15 +169,20 @@ async fn publish(
         inner,
         done: Mutex::new(Vec::new()),
     });
-    let progress: Arc<dyn Progress> = recorder.clone();
-    let result = receipt::execute(
-        &mut session,
+    let result = PublishRun {
+        client: client.clone(),
+        config: local.config,
+        data: local.data,
         plan,
-        &progress,
-        usize::from(args.upload_concurrency),
-    )
+        token_lifetime: args.registry.token_lifetime,
+        token_description: format!("pipeline-publisher publish: {}", plan.target_path),
+        redactor: Redactor::new(),
+        reporter: recorder.clone(),
+        upload_concurrency: usize::from(args.upload_concurrency),
+        started: local.started,
+    }
+    .execute()
     .await;
-    session.close().await;
     if let Some(bars) = &terminal {
         bars.finish();
     }
@@ -224,7 +232,7 @@ fn report(
     match error {
         None => EXIT_PUBLISHED,
         Some(error) => {
-            eprintln!("{}", render_chain(error));
+            eprintln!("{}", errors::render_error(error));
             EXIT_FAILED
         }
     }
@@ -264,11 +272,11 @@ fn private_tempdir() -> anyhow::Result<tempfile::TempDir> {
 
 /// Remembers which files landed, and passes every callback on.
 struct Recorder {
-    inner: Arc<dyn Progress>,
+    inner: Arc<dyn Reporter>,
     done: Mutex<Vec<(String, DeployOutcome)>>,
 }
 
-impl Progress for Recorder {
+impl Reporter for Recorder {
     fn start(&self, target: &str, size: u64) {
         self.inner.start(target, size);
     }
@@ -283,7 +291,6 @@ impl Progress for Recorder {
         self.inner.complete(target, size, outcome);
     }
     fn retrying(&self, target: &str, attempt: u32, reason: &str) {
-        tracing::warn!(target, attempt, reason, "registry request failed; retrying");
         self.inner.retrying(target, attempt, reason);
     }
 }

@@ -116,12 +116,12 @@ impl Settings {
     }
 }
 
+/// A registry password, kept secret.
+pub type Password = SecretString;
+
 /// The registry password: `PIPELINE_PUBLISHER_PASSWORD`, else a prompt when standard input is
 /// a terminal, else `None`.
-pub fn password(
-    user_name: Option<&str>,
-    host: Option<&str>,
-) -> anyhow::Result<Option<SecretString>> {
+pub fn password(user_name: Option<&str>, host: Option<&str>) -> anyhow::Result<Option<Password>> {
     if let Some(value) = std::env::var_os(PASSWORD_ENV) {
         let value = value
             .into_string()

@@ -1,136 +1,132 @@
-//! The Prometheus text exposition (format 0.0.4): `# HELP`, `# TYPE`, then the samples.
+//! Which series the worker exposes (name, help text, type) and their text exposition.
+//!
+//! The text is prometheus-client's Prometheus format 0.0.4 encoder, not its OpenMetrics one:
+//! 0.0.4 names a counter's family with its `_total` suffix (`# TYPE x_total counter`), writes
+//! histogram bounds as Go does (`le="5"`), and has no `# EOF` trailer — exactly what this
+//! endpoint has always served, so scrapes, recording rules and dashboards see no change.
 
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
+use prometheus_client::encoding::prometheus_text;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use super::{DURATION_BUCKETS, LabelledCounter, Metrics};
+use super::Metrics;
+use super::labels::CounterFamily;
+use super::liveness::Liveness;
 
-impl Metrics {
-    /// The Prometheus text exposition (format 0.0.4) of every series.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let single = |out: &mut String, name: &str, kind: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        single(
-            &mut out,
-            "pipeline_publisher_jobs_claimed_total",
-            "counter",
-            "Jobs acknowledged by this worker (AcknowledgeJob answered InProgress).",
-            load(&self.jobs_claimed),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_jobs_succeeded_total",
-            "counter",
-            "Jobs ended with an accepted PutJobSuccessResult.",
-            load(&self.jobs_succeeded),
-        );
-        labelled(
-            &mut out,
-            "pipeline_publisher_jobs_failed_total",
-            "Jobs ended with an accepted PutJobFailureResult, by failure type.",
-            "failure_type",
-            &self.jobs_failed,
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_jobs_lost_claims_total",
-            "counter",
-            "Polled jobs another worker acknowledged first (dropped without a result, as required).",
-            load(&self.lost_claims),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_job_results_undelivered_total",
-            "counter",
-            "Jobs whose acknowledgement or result call could not be made.",
-            load(&self.results_undelivered),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_jobs_in_flight",
-            "gauge",
-            "Jobs being worked on now; the Auto Scaling metric (average per instance).",
-            self.jobs_in_flight(),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_published_files_total",
-            "counter",
-            "Files that landed in a registry (uploaded or checksum-deployed).",
-            load(&self.published_files),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_published_bytes_total",
-            "counter",
-            "Bytes of the files that landed in a registry.",
-            load(&self.published_bytes),
-        );
-        self.render_histogram(&mut out);
-        labelled(
-            &mut out,
-            "pipeline_publisher_job_api_errors_total",
-            "CodePipeline job-API calls that failed (not counting throttling), by operation.",
-            "operation",
-            &self.job_api_errors,
-        );
-        labelled(
-            &mut out,
-            "pipeline_publisher_job_api_throttles_total",
-            "CodePipeline job-API calls answered with throttling, by operation.",
-            "operation",
-            &self.job_api_throttles,
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_registry_retries_total",
-            "counter",
-            "Registry requests retried after a transient failure.",
-            load(&self.registry_retries),
-        );
-        single(
-            &mut out,
-            "pipeline_publisher_last_successful_poll_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful PollForJobs (0: none yet).",
-            load(&self.last_poll_ok_unix),
-        );
-        out
-    }
+/// The `Content-Type` of [`Metrics::render`]'s text, which Prometheus parses as the classic
+/// text format.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-    fn render_histogram(&self, out: &mut String) {
-        let name = "pipeline_publisher_job_duration_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time from AcknowledgeJob to the job's result, for jobs that ended with a result."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (index, bound) in DURATION_BUCKETS.iter().enumerate() {
-            cumulative += self.job_duration.buckets[index].load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        cumulative += self.job_duration.buckets[DURATION_BUCKETS.len()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let sum = self.job_duration.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(
-            out,
-            "{name}_count {}",
-            self.job_duration.count.load(Ordering::Relaxed)
-        );
-    }
+/// Every series name starts with this (and `_`).
+const PREFIX: &str = "pipeline_publisher";
+
+/// Upper bounds (seconds) of the job-duration histogram: small files take a second, firmware
+/// images minutes; anything past an hour is an outlier worth seeing in `+Inf`.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+
+/// A fresh [`Metrics`] with every series registered, in the order they are exposed.
+///
+/// Counters are registered without `_total` (the encoder appends it), and help texts without
+/// their final full stop (the registry appends one).
+pub(super) fn registered() -> Metrics {
+    let mut metrics = Metrics {
+        registry: Registry::with_prefix(PREFIX),
+        jobs_claimed: Counter::default(),
+        jobs_succeeded: Counter::default(),
+        jobs_failed: CounterFamily::new(),
+        lost_claims: Counter::default(),
+        results_undelivered: Counter::default(),
+        in_flight: Gauge::default(),
+        published_files: Counter::default(),
+        published_bytes: Counter::default(),
+        job_duration: Histogram::new(DURATION_BUCKETS),
+        job_api_errors: CounterFamily::new(),
+        job_api_throttles: CounterFamily::new(),
+        registry_retries: Counter::default(),
+        last_poll_ok_unix: Gauge::default(),
+        liveness: Liveness::new(),
+    };
+    let registry = &mut metrics.registry;
+    registry.register(
+        "jobs_claimed",
+        "Jobs acknowledged by this worker (AcknowledgeJob answered InProgress)",
+        metrics.jobs_claimed.clone(),
+    );
+    registry.register(
+        "jobs_succeeded",
+        "Jobs ended with an accepted PutJobSuccessResult",
+        metrics.jobs_succeeded.clone(),
+    );
+    registry.register(
+        "jobs_failed",
+        "Jobs ended with an accepted PutJobFailureResult, by failure type",
+        metrics.jobs_failed.clone(),
+    );
+    registry.register(
+        "jobs_lost_claims",
+        "Polled jobs another worker acknowledged first (dropped without a result, as required)",
+        metrics.lost_claims.clone(),
+    );
+    registry.register(
+        "job_results_undelivered",
+        "Jobs whose acknowledgement or result call could not be made",
+        metrics.results_undelivered.clone(),
+    );
+    registry.register(
+        "jobs_in_flight",
+        "Jobs being worked on now; the Auto Scaling metric (average per instance)",
+        metrics.in_flight.clone(),
+    );
+    registry.register(
+        "published_files",
+        "Files that landed in a registry (uploaded or checksum-deployed)",
+        metrics.published_files.clone(),
+    );
+    registry.register(
+        "published_bytes",
+        "Bytes of the files that landed in a registry",
+        metrics.published_bytes.clone(),
+    );
+    registry.register(
+        "job_duration_seconds",
+        "Time from AcknowledgeJob to the job's result, for jobs that ended with a result",
+        metrics.job_duration.clone(),
+    );
+    registry.register(
+        "job_api_errors",
+        "CodePipeline job-API calls that failed (not counting throttling), by operation",
+        metrics.job_api_errors.clone(),
+    );
+    registry.register(
+        "job_api_throttles",
+        "CodePipeline job-API calls answered with throttling, by operation",
+        metrics.job_api_throttles.clone(),
+    );
+    registry.register(
+        "registry_retries",
+        "Registry requests retried after a transient failure",
+        metrics.registry_retries.clone(),
+    );
+    registry.register(
+        "last_successful_poll_timestamp_seconds",
+        "Unix time of the last successful PollForJobs (0: none yet)",
+        metrics.last_poll_ok_unix.clone(),
+    );
+    metrics
 }
 
-fn labelled(out: &mut String, name: &str, help: &str, label: &str, counter: &LabelledCounter) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for value in counter.values.keys() {
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", counter.get(value));
+impl Metrics {
+    /// The Prometheus text exposition (format 0.0.4, [`CONTENT_TYPE`]) of every series.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Cannot fail: writing to a `String` never does, and the encoder's other errors come
+        // from metrics' own encodings, which here only write label values and numbers to it.
+        prometheus_text::encode(&mut text, &self.registry)
+            .expect("encoding the metrics into a String cannot fail");
+        text
     }
 }

@@ -11,7 +11,7 @@ use super::clock::to_unix_millis;
 use super::error::ApiError;
 use super::paths::Properties;
 use super::store::{ArtifactRecord, Commit};
-use crate::artifacts::ChecksumStream;
+use crate::checksum::ChecksumStream;
 
 /// Buffer between incoming chunks and the staging file, to keep blocking writes few.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;

@@ -21,8 +21,11 @@ const DEFAULT_SCOPE: &str = "applied-permissions/user";
 /// Scope the legacy endpoint reports when none is requested.
 const DEFAULT_LEGACY_SCOPE: &str = "api:*";
 
+/// A token request's fields, from a form or a JSON body alike.
+type FormFields = HashMap<String, String>;
+
 /// Request fields from a JSON object or an `application/x-www-form-urlencoded` body.
-fn request_fields(headers: &HeaderMap, body: &Bytes) -> Result<HashMap<String, String>, ApiError> {
+fn request_fields(headers: &HeaderMap, body: &Bytes) -> Result<FormFields, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())

@@ -9,14 +9,20 @@
 //! 100 ms, capped at 1 s) rather than after seconds: a throttle means "not this instant", and
 //! every moment in which no worker asks is capacity the fleet loses. Throttled retries take no
 //! retry quota, so a busy fleet cannot run its quota dry and start dropping acknowledgements;
-//! transport errors and 5xx still spend it. `AcknowledgeJob` and the result calls get
-//! `JOB_CALL_ATTEMPTS` attempts, since losing one costs a job its acknowledgement timeout or
-//! hangs its pipeline; `PollForJobs` gets the SDK's usual three, because the worker loop paces
-//! its polls itself. The retry mode is the configured one (`AWS_RETRY_MODE`), so the SDK's
-//! client-side rate limiter (`adaptive`) remains available.
+//! transport errors and 5xx still spend it. Each call is retried by one layer only
+//! ([`crate::retry`]): `AcknowledgeJob` and `GetJobDetails` by the SDK ([`JOB_CALL`]),
+//! `PollForJobs` by the SDK with a small budget ([`POLL_FOR_JOBS`]) before the loop paces the
+//! next poll, and the result calls by the worker's delivery loop alone ([`RESULT_CALL`]), so
+//! the SDK makes one attempt each. The retry mode is the configured one (`AWS_RETRY_MODE`), so
+//! the SDK's client-side rate limiter (`adaptive`) remains available.
+//!
+//! [`JOB_CALL`]: crate::retry::JOB_CALL
+//! [`POLL_FOR_JOBS`]: crate::retry::POLL_FOR_JOBS
+//! [`RESULT_CALL`]: crate::retry::RESULT_CALL
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
 use aws_sdk_codepipeline::Client;
 use aws_sdk_codepipeline::config::retry::{
     ClientRateLimiter, RetryConfig, RetryMode, RetryPartition, TokenBucket,
@@ -30,35 +36,29 @@ use crate::pipeline::job::{
     ActionConfiguration, ActionTypeId, Artifact, ArtifactCredentials, EncryptionKey, Job, JobData,
     PipelineContext,
 };
+use crate::retry::{JOB_CALL, POLL_FOR_JOBS, RESULT_CALL};
 use crate::secret::SecretString;
-
-/// Attempts (first call included) at `AcknowledgeJob`, `GetJobDetails` and the result calls.
-/// The waits average 0.05, 0.1, 0.2, 0.4 and then 0.5 s at the cap, so this keeps a call
-/// trying through about four seconds of sustained throttling.
-const JOB_CALL_ATTEMPTS: u32 = 12;
-/// Attempts at `PollForJobs` inside the SDK; the worker loop then applies its own backoff.
-const POLL_ATTEMPTS: u32 = 3;
-const THROTTLE_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-const THROTTLE_MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The job API of one custom action type, through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct AwsJobApi {
     client: Client,
     action_type: sdk::ActionTypeId,
-    /// The client's retry policy with fewer attempts, for `PollForJobs`.
+    /// The client's retry policy with [`POLL_FOR_JOBS`]' attempts.
     poll_retry: RetryConfig,
+    /// No SDK retries: the worker's delivery loop retries the result calls.
+    result_retry: RetryConfig,
 }
 
 /// The job API client's retry policy (see the module docs): the configured mode, short
-/// full-jitter backoff, [`JOB_CALL_ATTEMPTS`] attempts.
+/// full-jitter backoff, [`JOB_CALL`]'s attempts.
 fn job_api_retry_config(configured: Option<&RetryConfig>) -> RetryConfig {
     let mode = configured.map_or(RetryMode::Standard, RetryConfig::mode);
     RetryConfig::standard()
         .with_retry_mode(mode)
-        .with_initial_backoff(THROTTLE_INITIAL_BACKOFF)
-        .with_max_backoff(THROTTLE_MAX_BACKOFF)
-        .with_max_attempts(JOB_CALL_ATTEMPTS)
+        .with_initial_backoff(JOB_CALL.errors.base)
+        .with_max_backoff(JOB_CALL.errors.cap)
+        .with_max_attempts(JOB_CALL.attempts)
 }
 
 impl AwsJobApi {
@@ -92,10 +92,22 @@ impl AwsJobApi {
         Ok(Self {
             client: Client::from_conf(config),
             action_type,
-            poll_retry: retry.with_max_attempts(POLL_ATTEMPTS),
+            poll_retry: retry.clone().with_max_attempts(POLL_FOR_JOBS.attempts),
+            result_retry: retry.with_max_attempts(1),
         })
     }
 }
+
+impl AwsJobApi {
+    fn single_attempt(&self) -> aws_sdk_codepipeline::config::Builder {
+        aws_sdk_codepipeline::config::Builder::default().retry_config(self.result_retry.clone())
+    }
+}
+
+const _: () = assert!(
+    RESULT_CALL.attempts > 1,
+    "the delivery loop must retry result calls"
+);
 
 impl JobApi for AwsJobApi {
     async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
@@ -178,7 +190,12 @@ impl JobApi for AwsJobApi {
             request = request
                 .set_output_variables(Some(success.output_variables.clone().into_iter().collect()));
         }
-        request.send().await.map_err(classify)?;
+        request
+            .customize()
+            .config_override(self.single_attempt())
+            .send()
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -200,6 +217,8 @@ impl JobApi for AwsJobApi {
             .put_job_failure_result()
             .job_id(job_id)
             .failure_details(details)
+            .customize()
+            .config_override(self.single_attempt())
             .send()
             .await
             .map_err(classify)?;
@@ -227,11 +246,11 @@ where
                 "InvalidNonceException" => JobApiError::InvalidNonce { message },
                 "JobNotFoundException" => JobApiError::JobNotFound { message },
                 "InvalidJobStateException" => JobApiError::InvalidJobState { message },
-                "ThrottlingException"
-                | "Throttling"
-                | "TooManyRequestsException"
-                | "RequestLimitExceeded"
-                | "LimitExceededException" => JobApiError::Throttled { code, message },
+                // The SDK's own list, so the worker and the SDK's retry classifier agree.
+                throttled if THROTTLING_ERRORS.contains(&throttled) => JobApiError::Throttled {
+                    code: throttled.to_owned(),
+                    message,
+                },
                 "ServiceUnavailableException" | "InternalFailure" | "InternalServerError" => {
                     JobApiError::Unavailable {
                         message: format!("{code}: {message}"),
@@ -242,7 +261,7 @@ where
         }
         // Timeouts, connection failures and unparseable (e.g. 5xx HTML) answers are transient.
         _ => JobApiError::Unavailable {
-            message: crate::pipeline::failure::inline_chain(&error),
+            message: crate::error::inline_chain(&error),
         },
     }
 }

@@ -15,7 +15,10 @@ use crate::pipeline::properties::{
 };
 use crate::secret::SecretString;
 
-pub use crate::pipeline::paths::{expand_target_path, parse_properties, relative_file_path};
+pub use crate::pipeline::paths::{
+    ArtifactPathError, PropertiesError, TargetPathError, expand_target_path, parse_properties,
+    relative_file_path,
+};
 
 /// Used when `TargetPath` is empty: keeps every execution's files apart, so a rebuild never
 /// collides with an earlier release.
@@ -102,6 +105,8 @@ impl fmt::Debug for ActionConfig {
 pub struct ConfigProblem {
     pub property: &'static str,
     pub problem: String,
+    /// What usually fixes it, where the problem's type knows (shown by the command line).
+    pub hint: Option<&'static str>,
 }
 
 /// Every problem found in a job's configuration.
@@ -127,13 +132,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl crate::error::Hint for ConfigError {
+    fn hint(&self) -> Option<std::borrow::Cow<'static, str>> {
+        let hints: Vec<&str> = self.problems.iter().filter_map(|p| p.hint).collect();
+        (!hints.is_empty()).then(|| hints.join("\nhint: ").into())
+    }
+}
+
 struct Problems(Vec<ConfigProblem>);
 
 impl Problems {
     fn add(&mut self, property: &'static str, problem: impl Into<String>) {
+        self.add_hinted(property, problem, None);
+    }
+
+    fn add_hinted(
+        &mut self,
+        property: &'static str,
+        problem: impl Into<String>,
+        hint: Option<&'static str>,
+    ) {
         self.0.push(ConfigProblem {
             property,
             problem: problem.into(),
+            hint,
         });
     }
 
@@ -147,6 +169,10 @@ impl Problems {
         }
     }
 }
+
+/// The usual fix of an `ArtifactoryHost` that is not a base URL.
+const HOST_HINT: &str = "ArtifactoryHost is the registry's base URL, e.g. https://acme.jfrog.io \
+                         (a trailing /artifactory is accepted)";
 
 fn optional<'a>(data: &'a JobData, property: &str) -> Option<&'a str> {
     data.configuration
@@ -164,7 +190,7 @@ impl ActionConfig {
             match parse_host(raw, policy) {
                 Ok(url) => Some(url),
                 Err(problem) => {
-                    problems.add(ARTIFACTORY_HOST, problem);
+                    problems.add_hinted(ARTIFACTORY_HOST, problem.to_string(), problem.hint());
                     None
                 }
             }
@@ -223,7 +249,7 @@ impl ActionConfig {
         let target_path = match expand_target_path(template, data) {
             Ok(path) => Some(path),
             Err(problem) => {
-                problems.add(TARGET_PATH, problem);
+                problems.add_hinted(TARGET_PATH, problem.to_string(), problem.hint());
                 None
             }
         };
@@ -231,7 +257,7 @@ impl ActionConfig {
         let properties = match parse_properties(optional(data, PROPERTIES).unwrap_or("")) {
             Ok(properties) => Some(properties),
             Err(problem) => {
-                problems.add(PROPERTIES, problem);
+                problems.add(PROPERTIES, problem.to_string());
                 None
             }
         };
@@ -240,7 +266,7 @@ impl ActionConfig {
         let publish_spec = match relative_file_path(publish_spec) {
             Ok(path) => Some(path),
             Err(problem) => {
-                problems.add(PUBLISH_SPEC, problem);
+                problems.add(PUBLISH_SPEC, problem.to_string());
                 None
             }
         };
@@ -282,23 +308,68 @@ impl ActionConfig {
     }
 }
 
-fn parse_host(raw: &str, policy: ConfigPolicy) -> Result<Url, String> {
-    let mut url = Url::parse(raw).map_err(|error| {
-        format!("`{raw}` is not a URL ({error}); use the registry's base URL, e.g. https://acme.jfrog.io")
+/// Why `ArtifactoryHost` cannot be used. Each is one line of the configuration problem list,
+/// which is plain text: the URL parser's reason is part of the message, not a source.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    #[error(
+        "`{raw}` is not a URL ({reason}); use the registry's base URL, e.g. https://acme.jfrog.io"
+    )]
+    NotUrl {
+        raw: String,
+        reason: url::ParseError,
+    },
+    #[error("`{raw}` must be an http(s) URL, e.g. https://acme.jfrog.io")]
+    NotHttp { raw: String },
+    #[error("`{raw}` has no host name; use the registry's base URL, e.g. https://acme.jfrog.io")]
+    NoHost { raw: String },
+    #[error("must not contain credentials; use UserName and Password")]
+    Credentials,
+    #[error("`{raw}` must not have a query or fragment; use the registry's base URL")]
+    QueryOrFragment { raw: String },
+    #[error(
+        "`{raw}` uses plain http, which would send the password unencrypted; use https \
+         (or start the worker with --allow-insecure-http)"
+    )]
+    PlainHttp { raw: String },
+}
+
+impl HostError {
+    /// What usually fixes a host that is not the registry's base URL.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            HostError::NotUrl { .. } | HostError::NotHttp { .. } | HostError::NoHost { .. } => {
+                Some(HOST_HINT)
+            }
+            HostError::Credentials
+            | HostError::QueryOrFragment { .. }
+            | HostError::PlainHttp { .. } => None,
+        }
+    }
+}
+
+fn parse_host(raw: &str, policy: ConfigPolicy) -> Result<Url, HostError> {
+    let mut url = Url::parse(raw).map_err(|reason| HostError::NotUrl {
+        raw: raw.to_owned(),
+        reason,
     })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "`{raw}` must be an http(s) URL, e.g. https://acme.jfrog.io"
-        ));
+        return Err(HostError::NotHttp {
+            raw: raw.to_owned(),
+        });
     }
     let Some(host) = url.host() else {
-        return Err(format!("`{raw}` has no host name"));
+        return Err(HostError::NoHost {
+            raw: raw.to_owned(),
+        });
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("must not contain credentials; use UserName and Password".into());
+        return Err(HostError::Credentials);
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("`{raw}` must not have a query or fragment"));
+        return Err(HostError::QueryOrFragment {
+            raw: raw.to_owned(),
+        });
     }
     let loopback = match host {
         url::Host::Domain(name) => name == "localhost",
@@ -306,10 +377,9 @@ fn parse_host(raw: &str, policy: ConfigPolicy) -> Result<Url, String> {
         url::Host::Ipv6(ip) => ip.is_loopback(),
     };
     if url.scheme() == "http" && !loopback && !policy.allow_insecure_http {
-        return Err(format!(
-            "`{raw}` uses plain http, which would send the password unencrypted; use https \
-             (or start the worker with --allow-insecure-http)"
-        ));
+        return Err(HostError::PlainHttp {
+            raw: raw.to_owned(),
+        });
     }
     // People paste the URL they see in the UI; the REST paths are built from the base.
     let path = url.path().trim_end_matches('/');

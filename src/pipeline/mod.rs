@@ -10,5 +10,5 @@ pub mod paths;
 pub mod properties;
 
 pub use control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};
-pub use failure::{FailureType, JobError, JobFailure};
+pub use failure::{Classify, FailureType, JobFailure};
 pub use job::{ActionTypeId, Job, JobData};

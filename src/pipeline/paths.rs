@@ -6,9 +6,69 @@ use std::collections::BTreeMap;
 
 use crate::pipeline::job::JobData;
 
+/// Artifactory item properties: each key with its values.
+pub type Properties = BTreeMap<String, Vec<String>>;
+
+impl TargetPathError {
+    /// What usually fixes it, shown by the command line.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            TargetPathError::NoRevision { .. } => Some(
+                "pass the revision with --revision (publish) or drop {Revision} / \
+                 {ShortRevision} from TargetPath",
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// Why a `TargetPath` template (or a file spec's target) cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetPathError {
+    #[error("`{template}` has an unclosed `{{`; close it, as in {{PipelineName}}")]
+    UnclosedPlaceholder { template: String },
+    // A snapshot asserts this text; the CLI shows `TargetPathError::hint` after it.
+    #[error("`{template}` uses {{{placeholder}}} but the input artifact has no revision")]
+    NoRevision {
+        template: String,
+        placeholder: &'static str,
+    },
+    #[error(
+        "`{template}` uses unknown placeholder {{{placeholder}}}; known: {{PipelineName}}, \
+         {{ExecutionId}}, {{Revision}}, {{ShortRevision}}"
+    )]
+    UnknownPlaceholder {
+        template: String,
+        placeholder: String,
+    },
+    #[error("`{path}` must stay inside the repository (no `.`, `..` or `\\`)")]
+    OutsideRepository { path: String },
+    #[error("`{path}` contains control characters; remove them")]
+    ControlCharacters { path: String },
+}
+
+/// A path that is not a relative path inside the artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{raw}` must be a relative path inside the artifact, e.g. publish-spec.json or \
+     ci/publish-spec.json (no `..`, `\\` or leading `/`)"
+)]
+pub struct ArtifactPathError {
+    pub raw: String,
+}
+
+/// Why a `key=value;key2=v1,v2` property list cannot be parsed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PropertiesError {
+    #[error("`{pair}` is not key=value (separate pairs with `;`)")]
+    NotKeyValue { pair: String },
+    #[error("`{pair}` needs a key without spaces before `=`")]
+    BadKey { pair: String },
+}
+
 /// Expands `{PipelineName}`, `{ExecutionId}`, `{Revision}` and `{ShortRevision}` and checks that
 /// the result stays inside the repository.
-pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, String> {
+pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, TargetPathError> {
     let revision = data
         .input_artifacts
         .iter()
@@ -18,7 +78,9 @@ pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, Stri
     while let Some(start) = rest.find('{') {
         expanded.push_str(&rest[..start]);
         let Some(end) = rest[start..].find('}') else {
-            return Err(format!("`{template}` has an unclosed `{{`"));
+            return Err(TargetPathError::UnclosedPlaceholder {
+                template: template.to_owned(),
+            });
         };
         let name = &rest[start + 1..start + end];
         let value = match name {
@@ -26,9 +88,14 @@ pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, Stri
             "ExecutionId" => data.pipeline.execution_id.clone(),
             "Revision" | "ShortRevision" => {
                 let Some(revision) = revision else {
-                    return Err(format!(
-                        "`{template}` uses {{{name}}} but the input artifact has no revision"
-                    ));
+                    return Err(TargetPathError::NoRevision {
+                        template: template.to_owned(),
+                        placeholder: if name == "Revision" {
+                            "Revision"
+                        } else {
+                            "ShortRevision"
+                        },
+                    });
                 };
                 if name == "Revision" {
                     revision.to_owned()
@@ -37,10 +104,10 @@ pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, Stri
                 }
             }
             other => {
-                return Err(format!(
-                    "`{template}` uses unknown placeholder {{{other}}}; known: {{PipelineName}}, \
-                     {{ExecutionId}}, {{Revision}}, {{ShortRevision}}"
-                ));
+                return Err(TargetPathError::UnknownPlaceholder {
+                    template: template.to_owned(),
+                    placeholder: other.to_owned(),
+                });
             }
         };
         expanded.push_str(&value);
@@ -51,19 +118,17 @@ pub fn expand_target_path(template: &str, data: &JobData) -> Result<String, Stri
     let segments: Vec<&str> = expanded.split('/').filter(|s| !s.is_empty()).collect();
     for segment in &segments {
         if *segment == "." || *segment == ".." || segment.contains('\\') {
-            return Err(format!(
-                "`{expanded}` must stay inside the repository (no `.`, `..` or `\\`)"
-            ));
+            return Err(TargetPathError::OutsideRepository { path: expanded });
         }
         if segment.chars().any(char::is_control) {
-            return Err(format!("`{expanded}` contains control characters"));
+            return Err(TargetPathError::ControlCharacters { path: expanded });
         }
     }
     Ok(segments.join("/"))
 }
 
 /// Checks a path inside an artifact: relative, `/`-separated, never leaving the artifact.
-pub fn relative_file_path(raw: &str) -> Result<String, String> {
+pub fn relative_file_path(raw: &str) -> Result<String, ArtifactPathError> {
     let trimmed = raw.trim().trim_start_matches("./");
     let segments: Vec<&str> = trimmed.split('/').collect();
     if trimmed.is_empty()
@@ -74,26 +139,27 @@ pub fn relative_file_path(raw: &str) -> Result<String, String> {
             .any(|segment| segment.is_empty() || *segment == "." || *segment == "..")
         || trimmed.chars().any(char::is_control)
     {
-        return Err(format!(
-            "`{raw}` must be a relative path inside the artifact, e.g. publish-spec.json or \
-             ci/publish-spec.json (no `..`, `\\` or leading `/`)"
-        ));
+        return Err(ArtifactPathError {
+            raw: raw.to_owned(),
+        });
     }
     Ok(segments.join("/"))
 }
 
 /// Parses `key=value;key2=a,b` into properties; `,` separates several values of one key.
-pub fn parse_properties(raw: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
+pub fn parse_properties(raw: &str) -> Result<Properties, PropertiesError> {
     let mut properties: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for pair in raw.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((key, value)) = pair.split_once('=') else {
-            return Err(format!(
-                "`{pair}` is not key=value (separate pairs with `;`)"
-            ));
+            return Err(PropertiesError::NotKeyValue {
+                pair: pair.to_owned(),
+            });
         };
         let key = key.trim();
         if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(format!("`{pair}` needs a key without spaces before `=`"));
+            return Err(PropertiesError::BadKey {
+                pair: pair.to_owned(),
+            });
         }
         let values = properties.entry(key.to_owned()).or_default();
         values.extend(

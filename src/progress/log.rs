@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use super::Progress;
-use crate::registry::DeployOutcome;
+use crate::registry::{DeployOutcome, Reporter};
 
 /// Longest silence during a large upload.
 const MAX_SILENCE: Duration = Duration::from_secs(30);
@@ -38,7 +37,7 @@ impl LogProgress {
     }
 }
 
-impl Progress for LogProgress {
+impl Reporter for LogProgress {
     fn start(&self, target: &str, size: u64) {
         if size < self.min_bytes || size == 0 {
             return;

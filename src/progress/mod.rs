@@ -1,8 +1,6 @@
-//! Upload progress: a small trait the upload path calls, and the ways it is shown.
+//! Upload progress: the ways the registry client's [`Reporter`] callbacks are shown.
 //!
-//! The publish code calls [`Progress::start`] before each file, [`Progress::advance`] as its
-//! bytes stream out, and [`Progress::complete`] when the registry has it; retry loops call
-//! [`Progress::retrying`]. The caller decides how that looks: [`TerminalProgress`] draws a bar per
+//! The caller decides how that looks: [`TerminalProgress`] draws a bar per
 //! large file on a terminal, [`LogProgress`] writes a log line every 10 % or 30 s for large
 //! files, [`JobStats`] counts files and bytes for a job's summary line and the metrics.
 //!
@@ -17,52 +15,26 @@ mod terminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tracing::warn;
-
 pub use log::LogProgress;
 pub use terminal::TerminalProgress;
 
 use crate::metrics::Metrics;
-use crate::registry::DeployOutcome;
+use crate::registry::{DeployOutcome, Reporter};
 
 /// Files at least this large get a progress bar or progress log lines by default.
 pub const DEFAULT_MIN_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Callbacks of the upload path. `target` names the file (its path in the repository).
-pub trait Progress: Send + Sync {
-    /// A file of `size` bytes is about to be published.
-    fn start(&self, target: &str, size: u64);
-    /// `bytes` more bytes of the file were handed to the connection.
-    fn advance(&self, target: &str, bytes: u64);
-    /// The registry has the file.
-    fn complete(&self, target: &str, size: u64, outcome: DeployOutcome);
-    /// A request for the file failed transiently and is being retried (`attempt` ≥ 2).
-    fn retrying(&self, target: &str, attempt: u32, reason: &str) {
-        let _ = (target, attempt, reason);
-    }
-}
-
-/// Shows nothing.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoProgress;
-
-impl Progress for NoProgress {
-    fn start(&self, _target: &str, _size: u64) {}
-    fn advance(&self, _target: &str, _bytes: u64) {}
-    fn complete(&self, _target: &str, _size: u64, _outcome: DeployOutcome) {}
-}
-
 /// Counts what one job published (for its summary line and the metrics) and passes every
 /// callback on to `inner`.
 pub struct JobStats {
-    inner: Arc<dyn Progress>,
+    inner: Arc<dyn Reporter>,
     metrics: Option<Arc<Metrics>>,
     files: AtomicU64,
     bytes: AtomicU64,
 }
 
 impl JobStats {
-    pub fn new(inner: Arc<dyn Progress>, metrics: Option<Arc<Metrics>>) -> Self {
+    pub fn new(inner: Arc<dyn Reporter>, metrics: Option<Arc<Metrics>>) -> Self {
         Self {
             inner,
             metrics,
@@ -82,7 +54,7 @@ impl JobStats {
     }
 }
 
-impl Progress for JobStats {
+impl Reporter for JobStats {
     fn start(&self, target: &str, size: u64) {
         self.inner.start(target, size);
     }
@@ -106,35 +78,52 @@ impl Progress for JobStats {
         if let Some(metrics) = &self.metrics {
             metrics.registry_retry();
         }
-        warn!(target, attempt, reason, "registry request failed; retrying");
         self.inner.retrying(target, attempt, reason);
     }
 }
 
-/// Parses a size such as `64MiB`, `1GiB`, `500k` or `1048576` (bytes).
-pub fn parse_size(value: &str) -> Result<u64, String> {
+/// A flag value that is not a size. clap shows only this message, so the parser's reason is
+/// part of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    #[error("`{value}` is not a size ({reason}); use e.g. 64MiB, 1GiB or 1048576")]
+    NotASize { value: String, reason: String },
+    #[error("`{value}` is too large; use at most a few GiB")]
+    TooLarge { value: String },
+}
+
+/// Parses a size such as `64MiB`, `1GiB`, `500k`, `2 GiB` or `1048576` (bytes). Units are
+/// binary whether or not they say so (`500k` and `64MB` are KiB and MiB), as they always were
+/// for this flag.
+pub fn parse_size(value: &str) -> Result<u64, SizeError> {
     let trimmed = value.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
+    let unit_start = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{value}` is not a size (e.g. 64MiB, 1GiB, 1048576)"))?;
-    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1024,
-        "m" | "mb" | "mib" => 1024 * 1024,
-        "g" | "gb" | "gib" => 1024 * 1024 * 1024,
-        other => {
-            return Err(format!(
-                "`{other}` is not a size unit (use KiB, MiB or GiB)"
-            ));
-        }
+    let (number, unit) = trimmed.split_at(unit_start);
+    let unit = unit.trim();
+    // bytesize reads `k`/`KB` as 1000; this flag has always meant 1024.
+    let binary_unit = match unit.to_ascii_lowercase().as_str() {
+        "k" | "kb" => "KiB",
+        "m" | "mb" => "MiB",
+        "g" | "gb" => "GiB",
+        "t" | "tb" => "TiB",
+        _ => unit,
     };
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("`{value}` is too large"))
+    let size: bytesize::ByteSize =
+        format!("{number}{binary_unit}")
+            .parse()
+            .map_err(|reason| SizeError::NotASize {
+                value: value.to_owned(),
+                reason,
+            })?;
+    // bytesize saturates instead of failing on overflow.
+    if size.as_u64() == u64::MAX {
+        return Err(SizeError::TooLarge {
+            value: value.to_owned(),
+        });
+    }
+    Ok(size.as_u64())
 }
 
 #[cfg(test)]
@@ -146,6 +135,8 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 * 1024 * 1024));
         assert_eq!(parse_size("1048576"), Ok(1024 * 1024));
         assert_eq!(parse_size("2 GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("500k"), Ok(500 * 1024));
+        assert_eq!(parse_size("1GiB"), Ok(1024 * 1024 * 1024));
         assert!(parse_size("lots").is_err());
         assert!(parse_size("5 furlongs").is_err());
     }
@@ -153,7 +144,7 @@ mod tests {
     #[test]
     fn job_stats_count_files_and_publish_metrics_for_new_content_only() {
         let metrics = Arc::new(Metrics::new());
-        let stats = JobStats::new(Arc::new(NoProgress), Some(metrics.clone()));
+        let stats = JobStats::new(Arc::new(crate::registry::NoReporter), Some(metrics.clone()));
         stats.start("a", 10);
         stats.advance("a", 10);
         stats.complete("a", 10, DeployOutcome::Uploaded);

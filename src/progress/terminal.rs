@@ -7,8 +7,7 @@ use std::sync::{Mutex, PoisonError};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::Progress;
-use crate::registry::DeployOutcome;
+use crate::registry::{DeployOutcome, Reporter};
 
 const TOTAL_TEMPLATE: &str =
     "{prefix:>9} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}";
@@ -59,7 +58,7 @@ impl TerminalProgress {
     }
 }
 
-impl Progress for TerminalProgress {
+impl Reporter for TerminalProgress {
     fn start(&self, target: &str, size: u64) {
         let mut bars = self.bars.lock().unwrap_or_else(PoisonError::into_inner);
         let bar = if size >= self.min_bytes && size > 0 {

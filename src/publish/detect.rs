@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::artifacts::ExtractedFile;
 use crate::pipeline::config::ArtifactType;
 use crate::publish::formats::npm::{self, NpmManifest};
-use crate::publish::formats::{self, debian, file_name, npm_pack, pypi};
-use crate::publish::plan::Package;
+use crate::publish::formats::{self, WorkspaceError, debian, file_name, npm_pack, pypi};
+use crate::publish::plan::{Package, PlanError, PlanProblem};
 
 /// A file (or packed directory) and what it is.
 #[derive(Debug, Clone)]
@@ -33,11 +33,7 @@ pub struct Selection<'a> {
 }
 
 /// Classifies `selection` as `kind`; a file that is not of an explicit type is refused.
-/// Errors are `(file, problem)`.
-pub fn classify(
-    kind: ArtifactType,
-    selection: Selection<'_>,
-) -> Result<Vec<Candidate>, (String, String)> {
+pub fn classify(kind: ArtifactType, selection: Selection<'_>) -> Result<Vec<Candidate>, PlanError> {
     let mut candidates = Vec::new();
     let package_dirs = match kind {
         ArtifactType::Npm | ArtifactType::Auto => package_directories(&selection.files),
@@ -59,27 +55,31 @@ pub fn classify(
         {
             continue;
         }
-        let wrap = |problem: String| (file.relative_path.clone(), problem);
+        let wrap = |problem: PlanProblem| PlanError::new(&file.relative_path, problem);
         let name = file_name(&file.relative_path);
         let package = match kind {
             ArtifactType::Generic => Package::Generic,
-            ArtifactType::Npm => {
-                Package::Npm(npm::read_tarball_manifest(&file.path).map_err(|problem| {
-                    wrap(format!(
-                        "{problem}; with TypeOfArtifact npm every file must be an npm package (a \
-                     directory with package.json, or an `npm pack` .tgz). Use auto, or a file spec \
-                     to choose the files"
-                    ))
+            ArtifactType::Npm => Package::Npm(
+                npm::read_tarball_manifest(&file.path)
+                    .map_err(|error| wrap(PlanProblem::reading(error, PlanProblem::NotNpm)))?,
+            ),
+            ArtifactType::Debian if name.ends_with(".deb") => {
+                Package::Debian(debian::read_control(&file.path).map_err(|error| {
+                    wrap(PlanProblem::reading(error, PlanProblem::UnreadableDeb))
                 })?)
             }
-            ArtifactType::Debian if name.ends_with(".deb") => {
-                Package::Debian(debian::read_control(&file.path).map_err(unreadable_deb(&wrap))?)
-            }
             ArtifactType::Debian => {
-                return Err(wrap(not_of_type("a Debian package (.deb)", "debian")));
+                return Err(wrap(PlanProblem::NotOfType {
+                    what: "a Debian package (.deb)",
+                    kind: "debian",
+                }));
             }
-            ArtifactType::Pypi => python(file, name)?
-                .ok_or_else(|| wrap(not_of_type("a wheel or an sdist with PKG-INFO", "pypi")))?,
+            ArtifactType::Pypi => python(file, name)?.ok_or_else(|| {
+                wrap(PlanProblem::NotOfType {
+                    what: "a wheel or an sdist with PKG-INFO",
+                    kind: "pypi",
+                })
+            })?,
             ArtifactType::Auto => detect(file, name)?,
         };
         let sha512_base64 = match package {
@@ -97,27 +97,31 @@ pub fn classify(
 }
 
 /// `auto`: by name first, then by content.
-fn detect(file: &ExtractedFile, name: &str) -> Result<Package, (String, String)> {
-    let wrap = |problem: String| (file.relative_path.clone(), problem);
+fn detect(file: &ExtractedFile, name: &str) -> Result<Package, PlanError> {
+    let wrap = |problem: PlanProblem| PlanError::new(&file.relative_path, problem);
     if name.ends_with(".deb") {
         return debian::read_control(&file.path)
             .map(Package::Debian)
-            .map_err(unreadable_deb(&wrap));
+            .map_err(|error| wrap(PlanProblem::reading(error, PlanProblem::UnreadableDeb)));
     }
     if name.ends_with(".tgz") && npm::is_npm_tarball(&file.path) {
         return npm::read_tarball_manifest(&file.path)
             .map(Package::Npm)
-            .map_err(wrap);
+            .map_err(|error| wrap(PlanProblem::reading(error, PlanProblem::Npm)));
     }
     Ok(python(file, name)?.unwrap_or(Package::Generic))
 }
 
-fn python(file: &ExtractedFile, name: &str) -> Result<Option<Package>, (String, String)> {
-    let wrap = |problem: String| (file.relative_path.clone(), problem);
+fn python(file: &ExtractedFile, name: &str) -> Result<Option<Package>, PlanError> {
     if pypi::is_wheel(name) {
         return pypi::read_wheel(&file.path, name)
             .map(|dist| Some(Package::Pypi(dist)))
-            .map_err(wrap);
+            .map_err(|error| {
+                PlanError::new(
+                    &file.relative_path,
+                    PlanProblem::reading(error, PlanProblem::Python),
+                )
+            });
     }
     if name.ends_with(".tar.gz") {
         // A tar.gz without PKG-INFO is just a tarball.
@@ -127,23 +131,6 @@ fn python(file: &ExtractedFile, name: &str) -> Result<Option<Package>, (String, 
             .map(Package::Pypi));
     }
     Ok(None)
-}
-
-fn unreadable_deb(
-    wrap: &impl Fn(String) -> (String, String),
-) -> impl Fn(String) -> (String, String) + '_ {
-    move |problem| {
-        wrap(format!(
-            "its Debian control file cannot be read: {problem}; rebuild it with `dpkg-deb --build`"
-        ))
-    }
-}
-
-fn not_of_type(what: &str, kind: &str) -> String {
-    format!(
-        "it is not {what}, but TypeOfArtifact is {kind}; use auto, or a file spec (publish-spec.json) \
-         to choose which files to publish and how"
-    )
 }
 
 /// Top-most directories holding a `package.json` (never inside `node_modules`).
@@ -187,24 +174,28 @@ fn pack(
     pack_dir: &Path,
     dir: &str,
     captures: Vec<String>,
-) -> Result<Candidate, (String, String)> {
+) -> Result<Candidate, PlanError> {
     let display = if dir.is_empty() {
         "./".to_owned()
     } else {
         format!("{dir}/")
     };
-    let wrap = |problem: String| (display.clone(), problem);
+    let packing = |error| PlanError::new(&display, PlanProblem::reading(error, PlanProblem::Pack));
     let source_dir = root.join(dir);
-    let manifest: NpmManifest = npm_pack::read_directory_manifest(&source_dir).map_err(wrap)?;
-    std::fs::create_dir_all(pack_dir)
-        .map_err(|error| wrap(format!("could not create {}: {error}", pack_dir.display())))?;
+    let manifest: NpmManifest = npm_pack::read_directory_manifest(&source_dir).map_err(packing)?;
+    std::fs::create_dir_all(pack_dir).map_err(|source| {
+        PlanError::new(
+            &display,
+            WorkspaceError::new("create directory", pack_dir, source),
+        )
+    })?;
     let tarball: PathBuf = pack_dir.join(format!(
         "{}-{}-{}.tgz",
         rand::random::<u32>(),
         manifest.name.replace(['@', '/'], "_"),
         manifest.version
     ));
-    npm_pack::pack_directory(&source_dir, &manifest, &tarball).map_err(wrap)?;
+    npm_pack::pack_directory(&source_dir, &manifest, &tarball).map_err(packing)?;
     let hashes = hash(&tarball, &display)?;
     Ok(Candidate {
         source: ExtractedFile {
@@ -219,7 +210,8 @@ fn pack(
     })
 }
 
-fn hash(path: &Path, display: &str) -> Result<formats::FileHashes, (String, String)> {
+/// Hashes a file the worker extracted or packed: failing to read it is the worker's disk.
+fn hash(path: &Path, display: &str) -> Result<formats::FileHashes, PlanError> {
     formats::hash_file(path)
-        .map_err(|error| (display.to_owned(), format!("could not read it: {error}")))
+        .map_err(|source| PlanError::new(display, WorkspaceError::new("read", path, source)))
 }

@@ -4,7 +4,8 @@
 //! [`Publisher`] is the worker's [`JobHandler`]. Everything a job writes lives in a private
 //! temporary directory (mode 0700) that is removed when the job ends, however it ends.
 //!
-//! Map: `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
+//! Map: `run` (the one publish run, shared with `publish PATH`) · `error` (why a job failed, and
+//! its failure type) · `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
 //! `pattern` (wildcards) · `formats` (npm, Debian, Python metadata; npm packing) · `receipt`
 //! (carrying the plan out) · `build_info` · `output` (`publish-receipt.json`) · `summary` (the
 //! success result).
@@ -12,12 +13,14 @@
 pub mod build_info;
 pub mod credentials;
 pub mod detect;
+pub mod error;
 pub mod formats;
 pub mod output;
 pub mod pattern;
 mod placement;
 pub mod plan;
 pub mod receipt;
+pub mod run;
 pub mod spec;
 pub mod summary;
 
@@ -25,16 +28,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::artifacts::{ArtifactStore, ExtractLimits, extract_zip};
+use crate::metrics::Metrics;
+use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
-use crate::pipeline::{Job, JobError, JobSuccess};
-use crate::registry::{RegistryClient, TokenSession};
-use crate::worker::{JobContext, JobHandler};
+use crate::progress::{JobStats, LogProgress};
+use crate::registry::RegistryClient;
+use crate::worker::{ClaimedJob, JobContext, JobHandler};
 use credentials::JobCredentials;
+pub use error::JobError;
 pub use plan::{ExtractedArtifact, PublishItem, PublishPlan};
 pub use receipt::{PublishedFile, Receipt};
+pub use run::{PublishRun, Published};
 
 /// Files uploaded at once by default: enough to hide per-request latency, few enough not to
 /// crowd a registry shared with other pipelines (JFrog CLI uses 3).
@@ -51,6 +58,10 @@ pub struct PublisherSettings {
     pub upload_concurrency: usize,
     /// Parent of the per-job temporary directories; the system's temp dir when unset.
     pub work_dir: Option<PathBuf>,
+    /// Files at least this large log upload progress every 10 % or 30 s.
+    pub progress_log_min_bytes: u64,
+    /// Where published files and bytes and registry retries are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for PublisherSettings {
@@ -61,6 +72,8 @@ impl Default for PublisherSettings {
             token_lifetime: Duration::from_secs(15 * 60),
             upload_concurrency: usize::from(DEFAULT_UPLOAD_CONCURRENCY),
             work_dir: None,
+            progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -106,12 +119,27 @@ impl Publisher {
 }
 
 impl JobHandler for Publisher {
-    async fn handle(&self, job: Job, context: JobContext) -> Result<JobSuccess, JobError> {
-        let started = time::OffsetDateTime::now_utc();
-        // Build info identifies a run by its start to the millisecond; keep exactly that.
-        let started = started
-            .replace_nanosecond(started.nanosecond() / 1_000_000 * 1_000_000)
-            .unwrap_or(started);
+    type Error = JobError;
+
+    async fn handle(&self, job: ClaimedJob, context: JobContext) -> Result<JobSuccess, JobError> {
+        let stats = Arc::new(JobStats::new(
+            Arc::new(LogProgress::new(self.settings.progress_log_min_bytes)),
+            Some(self.settings.metrics.clone()),
+        ));
+        let result = self.publish_job(&job, &context, stats.clone()).await;
+        context.tally.record(stats.files(), stats.bytes());
+        result
+    }
+}
+
+impl Publisher {
+    async fn publish_job(
+        &self,
+        job: &ClaimedJob,
+        context: &JobContext,
+        stats: Arc<JobStats>,
+    ) -> Result<JobSuccess, JobError> {
+        let started = run::started_now();
         let data = &job.data;
         let config = ActionConfig::from_job(data, self.settings.config_policy)?;
         if data.input_artifacts.is_empty() {
@@ -119,6 +147,7 @@ impl JobHandler for Publisher {
                 problems: vec![ConfigProblem {
                     property: "InputArtifacts",
                     problem: "the action has no input artifact; give it the build output".into(),
+                    hint: None,
                 }],
             }
             .into());
@@ -130,10 +159,71 @@ impl JobHandler for Publisher {
             context.details.clone(),
             context.redactor.clone(),
         );
+        let extracted = self
+            .fetch_artifacts(data, &credentials, workspace.path())
+            .await?;
+        let plan = run::plan(&config, data, extracted, workspace.path().join("packed")).await?;
+        let client = RegistryClient::new(self.http.clone(), config.host.clone())
+            .with_observer(stats.clone());
+        let published = PublishRun {
+            client: client.clone(),
+            config: &config,
+            data,
+            plan: &plan,
+            token_lifetime: self.settings.token_lifetime,
+            token_description: format!(
+                "pipeline-publisher: {} / {}",
+                data.pipeline.pipeline_name, data.pipeline.execution_id
+            ),
+            redactor: context.redactor.clone(),
+            reporter: stats,
+            upload_concurrency: self.settings.upload_concurrency,
+            started,
+        }
+        .execute()
+        .await;
+        drop(workspace);
+        let published = published?;
+        if let Some(output) = data.output_artifacts.first() {
+            let document = output::receipt_json(&plan, &published.receipt, data, &client);
+            let zipped = output::zip_receipt(&document)
+                .map_err(|error| JobError::internal("could not zip publish-receipt.json", error))?;
+            self.store
+                .upload(
+                    output,
+                    credentials.current().await.as_ref(),
+                    data.pipeline.region(),
+                    data.encryption_key.as_ref(),
+                    zipped,
+                )
+                .await
+                .map_err(|source| JobError::OutputArtifact {
+                    artifact: output.name.clone(),
+                    source,
+                })?;
+            info!(artifact = %output.name, "wrote publish-receipt.json to the output artifact");
+        }
+        let started_millis = started.unix_timestamp_nanos() / 1_000_000;
+        let build_info = published.build_info.then_some(started_millis);
+        Ok(summary::job_success(
+            &published.receipt,
+            &client,
+            &plan,
+            build_info,
+        ))
+    }
+
+    /// Downloads each input artifact with the job's credentials and extracts it safely.
+    async fn fetch_artifacts(
+        &self,
+        data: &crate::pipeline::JobData,
+        credentials: &JobCredentials,
+        workspace: &std::path::Path,
+    ) -> Result<Vec<ExtractedArtifact>, JobError> {
         let mut extracted = Vec::with_capacity(data.input_artifacts.len());
         for (index, artifact) in data.input_artifacts.iter().enumerate() {
-            let archive = workspace.path().join(format!("artifact-{index}.zip"));
-            let destination = workspace.path().join(format!("artifact-{index}"));
+            let archive = workspace.join(format!("artifact-{index}.zip"));
+            let destination = workspace.join(format!("artifact-{index}"));
             let root = destination.clone();
             let bytes = self
                 .store
@@ -175,119 +265,7 @@ impl JobHandler for Publisher {
                 files,
             });
         }
-
-        let plan = {
-            let (config, data) = (config.clone(), data.clone());
-            let pack_dir = workspace.path().join("packed");
-            tokio::task::spawn_blocking(move || {
-                PublishPlan::build(&config, &data, &extracted, &pack_dir)
-            })
-            .await
-            .map_err(|error| JobError::internal("the planning task failed", error))?
-            .map_err(|(artifact, source)| JobError::Plan { artifact, source })?
-        };
-        let client = RegistryClient::new(self.http.clone(), config.host.clone())
-            .with_observer(context.progress.clone());
-        let description = format!(
-            "pipeline-publisher: {} / {}",
-            data.pipeline.pipeline_name, data.pipeline.execution_id
-        );
-        let mut session = TokenSession::open(
-            client.clone(),
-            &config.user_name,
-            &config.password,
-            self.settings.token_lifetime,
-            &description,
-            context.redactor.clone(),
-        )
-        .await
-        .map_err(|source| JobError::Token {
-            host: config.host.to_string(),
-            source: Box::new(source),
-        })?;
-        info!(
-            files = plan.items.len(),
-            bytes = plan.total_bytes(),
-            "publishing"
-        );
-
-        let published = self
-            .publish_with_build_info(&mut session, &plan, data, started, &context)
-            .await;
-        session.close().await;
-        drop(workspace);
-        let (published, build_info_published) = published?;
-        if let Some(output) = data.output_artifacts.first() {
-            let document = output::receipt_json(&plan, &published, data, &client);
-            let zipped = output::zip_receipt(&document)
-                .map_err(|error| JobError::internal("could not zip publish-receipt.json", error))?;
-            self.store
-                .upload(
-                    output,
-                    credentials.current().await.as_ref(),
-                    data.pipeline.region(),
-                    data.encryption_key.as_ref(),
-                    zipped,
-                )
-                .await
-                .map_err(|source| JobError::OutputArtifact {
-                    artifact: output.name.clone(),
-                    source,
-                })?;
-            info!(artifact = %output.name, "wrote publish-receipt.json to the output artifact");
-        }
-        let started_millis = started.unix_timestamp_nanos() / 1_000_000;
-        let build_info = build_info_published.then_some(started_millis);
-        Ok(summary::job_success(&published, &client, &plan, build_info))
-    }
-}
-
-impl Publisher {
-    /// Publishes the plan, then the build info that lists what it published.
-    async fn publish_with_build_info(
-        &self,
-        session: &mut TokenSession,
-        plan: &PublishPlan,
-        data: &crate::pipeline::JobData,
-        started: time::OffsetDateTime,
-        context: &JobContext,
-    ) -> Result<(Receipt, bool), JobError> {
-        let published = receipt::execute(
-            session,
-            plan,
-            &context.progress,
-            self.settings.upload_concurrency,
-        )
-        .await?;
-        let document = build_info::document(
-            plan,
-            &published,
-            data,
-            started,
-            time::OffsetDateTime::now_utc(),
-        );
-        match session
-            .client()
-            .publish_build_info(session.token(), &document)
-            .await
-        {
-            Ok(()) => {
-                info!(name = %plan.build.name, number = %plan.build.number, "published build info");
-                Ok((published, true))
-            }
-            // Artifactory always has the build API; a registry that answers 404 is merely
-            // Artifactory-compatible for deploys. The files carry build.name/build.number
-            // anyway, so the publish stands and the summary says what is missing.
-            Err(crate::registry::RegistryError::Status { status: 404, .. }) => {
-                warn!("the registry has no build-info API (404); build info was not published");
-                Ok((published, false))
-            }
-            Err(source) => Err(JobError::BuildInfo {
-                name: plan.build.name.clone(),
-                number: plan.build.number.clone(),
-                source: Box::new(source),
-            }),
-        }
+        Ok(extracted)
     }
 }
 

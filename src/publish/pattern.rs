@@ -1,9 +1,24 @@
-//! Wildcard patterns over `/`-separated paths, for file specs and npm's `files` / `.npmignore`.
+//! Wildcard patterns over `/`-separated paths, for file specs and npm's `files` field.
 //!
 //! `?` matches one character other than `/`; `*` matches any run of characters — across `/`
 //! in JFrog-CLI style ([`Pattern::jfrog`]), within one segment in npm style
 //! ([`Pattern::segment_wise`], where `**` crosses segments). In JFrog style, parentheses
 //! capture what they enclose for `{1}`, `{2}`… placeholders in a target.
+
+/// Why a JFrog-style pattern cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PatternError {
+    #[error(
+        "`{pattern}` has a `)` without `(`; pair every `)` with a `(` (parentheses capture for \
+         `{{1}}`, `{{2}}`… in the target)"
+    )]
+    UnopenedGroup { pattern: String },
+    #[error(
+        "`{pattern}` has a `(` without `)`; pair every `(` with a `)` (parentheses capture for \
+         `{{1}}`, `{{2}}`… in the target)"
+    )]
+    UnclosedGroup { pattern: String },
+}
 
 /// A compiled pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +42,7 @@ enum Token {
 
 impl Pattern {
     /// JFrog CLI semantics: `*` crosses directories, `(…)` captures.
-    pub fn jfrog(pattern: &str) -> Result<Self, String> {
+    pub fn jfrog(pattern: &str) -> Result<Self, PatternError> {
         let mut tokens = Vec::new();
         let mut open = Vec::new();
         let mut groups = 0;
@@ -42,13 +57,19 @@ impl Pattern {
                 }
                 ')' => match open.pop() {
                     Some(group) => Token::Close(group),
-                    None => return Err(format!("`{pattern}` has a `)` without `(`")),
+                    None => {
+                        return Err(PatternError::UnopenedGroup {
+                            pattern: pattern.to_owned(),
+                        });
+                    }
                 },
                 other => Token::Literal(other),
             });
         }
         if !open.is_empty() {
-            return Err(format!("`{pattern}` has a `(` without `)`"));
+            return Err(PatternError::UnclosedGroup {
+                pattern: pattern.to_owned(),
+            });
         }
         Ok(Self { tokens, groups })
     }

@@ -4,14 +4,38 @@
 
 use std::collections::BTreeMap;
 
-use crate::pipeline::config::{ActionConfig, expand_target_path};
+use crate::pipeline::config::{ActionConfig, TargetPathError, expand_target_path};
 use crate::pipeline::job::{Artifact, JobData};
 use crate::publish::detect::Candidate;
-use crate::publish::formats::npm as npm_format;
+use crate::publish::formats::npm::{self as npm_format, DistTagError};
 use crate::publish::formats::{debian, file_name};
 use crate::publish::pattern::fill_captures;
-use crate::publish::plan::{BuildIdentity, NpmOptions, Package, PublishItem};
+use crate::publish::plan::{BuildIdentity, NpmOptions, Package, PlanError, PublishItem};
 use crate::publish::spec::{SpecEntry, SpecSettings};
+
+/// Why a file cannot be placed in the repository: always the configuration's or the spec's.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    #[error(
+        "the spec's target `{target}` must start with a repository key, as in JFrog CLI: \
+         `firmware-local/nestbox-cam/` (or just `npm-local` for npm and PyPI)"
+    )]
+    NoRepository { target: String },
+    #[error(
+        "a Debian package needs a distribution: set \"settings\": {{\"debianDistribution\": \
+         \"bookworm\"}} in the file spec, or deb.distribution=bookworm in Properties"
+    )]
+    NoDistribution,
+    #[error(
+        "npm and PyPI registries decide where a package goes; give only the repository as the \
+         spec's target (`{repo}`), not a path"
+    )]
+    PathForRegistryFormat { repo: String },
+    #[error(transparent)]
+    DistTag(#[from] DistTagError),
+    #[error("its target cannot be used; fix the spec entry's \"target\"")]
+    Target(#[source] TargetPathError),
+}
 
 /// Places the files of one input artifact.
 pub(crate) struct Planner<'a> {
@@ -24,14 +48,17 @@ pub(crate) struct Planner<'a> {
     pub(crate) prefix: String,
 }
 
+/// A spec entry's repository, and the path template inside it (`None`: the format's layout).
+type RepositoryTarget = (String, Option<String>);
+
 impl Planner<'_> {
     pub(crate) fn item(
         &self,
         candidate: Candidate,
         entry: Option<&SpecEntry>,
-    ) -> Result<PublishItem, (String, String)> {
+    ) -> Result<PublishItem, PlanError> {
         let source_path = candidate.source.relative_path.clone();
-        let wrap = |problem: String| (source_path.clone(), problem);
+        let wrap = |problem: PlacementError| PlanError::new(&source_path, problem);
         let mut properties = self.config.properties.clone();
         if let Some(entry) = entry {
             for (key, values) in &entry.props {
@@ -54,9 +81,7 @@ impl Planner<'_> {
                 };
                 let distribution = single("deb.distribution")
                     .or_else(|| self.settings.debian_distribution.clone())
-                    .ok_or_else(|| {
-                        wrap("a Debian package needs a distribution: set \"settings\": {\"debianDistribution\": \"bookworm\"} in the file spec, or deb.distribution=bookworm in Properties".into())
-                    })?;
+                    .ok_or_else(|| wrap(PlacementError::NoDistribution))?;
                 let component = single("deb.component")
                     .or_else(|| self.settings.debian_component.clone())
                     .unwrap_or_else(|| "main".to_owned());
@@ -78,14 +103,11 @@ impl Planner<'_> {
                     .as_deref()
                     .is_some_and(|path| !path.is_empty()) =>
             {
-                return Err(wrap(format!(
-                    "npm and PyPI registries decide where a package goes; give only the \
-                     repository as the spec's target (`{repo}`), not a path"
-                )));
+                return Err(wrap(PlacementError::PathForRegistryFormat { repo }));
             }
             Package::Npm(manifest) => {
                 let tag = npm_format::dist_tag(manifest, self.settings.npm_tag.as_deref())
-                    .map_err(wrap)?;
+                    .map_err(|error| wrap(error.into()))?;
                 npm = Some(NpmOptions {
                     tag,
                     access: self.settings.npm_access.clone(),
@@ -109,7 +131,7 @@ impl Planner<'_> {
 
     /// The repository and path template of a spec entry's `repository/path` target; without
     /// one, `RepoKey` and no template (the default layout of the format).
-    fn repository(&self, entry: Option<&SpecEntry>) -> Result<(String, Option<String>), String> {
+    fn repository(&self, entry: Option<&SpecEntry>) -> Result<RepositoryTarget, PlacementError> {
         let Some(target) = entry.and_then(|entry| entry.target.as_deref()) else {
             return Ok((self.config.repo_key.clone(), None));
         };
@@ -123,10 +145,9 @@ impl Planner<'_> {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
-            return Err(format!(
-                "the spec's target `{target}` must start with a repository key, as in JFrog CLI: \
-                 `firmware-local/nestbox-cam/` (or just `npm-local` for npm and PyPI)"
-            ));
+            return Err(PlacementError::NoRepository {
+                target: target.to_owned(),
+            });
         }
         // `repo/` is the repository's root: an empty template, unlike no template at all.
         Ok((
@@ -143,7 +164,7 @@ impl Planner<'_> {
         entry: Option<&SpecEntry>,
         candidate: &Candidate,
         source_path: &str,
-    ) -> Result<String, String> {
+    ) -> Result<String, PlacementError> {
         let flat = entry.is_some_and(|entry| entry.flat);
         let tail = if flat {
             file_name(source_path)
@@ -154,8 +175,7 @@ impl Planner<'_> {
             return Ok(join_path(&self.prefix, tail));
         };
         let filled = fill_captures(template, &candidate.captures);
-        let expanded = expand_target_path(&filled, self.data)
-            .map_err(|problem| format!("its target {problem}"))?;
+        let expanded = expand_target_path(&filled, self.data).map_err(PlacementError::Target)?;
         Ok(if filled.ends_with('/') || filled.is_empty() {
             join_path(&expanded, tail)
         } else {

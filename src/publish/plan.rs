@@ -1,20 +1,29 @@
 //! The publish plan: which file goes to which path of the repository, as which format, with
 //! which properties. Built before anything is sent (configuration and package problems surface
 //! before a token is minted), so what will happen can be shown and checked.
+//!
+//! A plan fails for one of two kinds of reason, told apart by type: the pipeline author's
+//! (the spec, the configuration, a package that cannot be published) and the worker's own
+//! disk ([`WorkspaceError`]: packing, reading back what it extracted). They are reported as
+//! different CodePipeline failure types, so nobody edits a correct action because a disk filled.
 
 use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::artifacts::ExtractedFile;
+use crate::pipeline::FailureType;
 use crate::pipeline::config::ActionConfig;
 use crate::pipeline::job::{Artifact, JobData};
 use crate::publish::detect::{self, Selection};
-use crate::publish::formats::Format;
-use crate::publish::formats::debian::DebianControl;
-use crate::publish::formats::npm::NpmManifest;
-use crate::publish::formats::pypi::PythonDistribution;
-use crate::publish::placement::{Planner, join_path};
-use crate::publish::spec::{self, SpecSettings};
+use crate::publish::formats::debian::{DebianControl, DebianError};
+use crate::publish::formats::npm::{NpmManifest, TarballError};
+use crate::publish::formats::npm_pack::PackError;
+use crate::publish::formats::pypi::{PythonDistribution, PythonError};
+use crate::publish::formats::{Format, WorkspaceError, WorkspaceFailure};
+use crate::publish::placement::{PlacementError, Planner, join_path};
+use crate::publish::spec::{self, SpecError, SpecSettings};
 
 /// What a file is, with what its format needs to be published.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,12 +111,120 @@ pub struct ExtractedArtifact {
 }
 
 /// Why a plan could not be made: one file, one problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{file}`: {problem}")]
+#[derive(Debug)]
 pub struct PlanError {
     /// Path inside the artifact (or the spec's path).
     pub file: String,
-    pub problem: String,
+    /// Boxed: the readers' errors are large, and a plan error travels up through `JobError`.
+    pub problem: Box<PlanProblem>,
+}
+
+impl PlanError {
+    pub fn new(file: impl Into<String>, problem: impl Into<PlanProblem>) -> Self {
+        Self {
+            file: file.into(),
+            problem: Box::new(problem.into()),
+        }
+    }
+
+    /// Whether the worker's own disk failed, rather than anything the pipeline author can fix.
+    pub fn is_workspace_failure(&self) -> bool {
+        matches!(*self.problem, PlanProblem::Workspace(_))
+    }
+
+    /// `JobFailed` for the worker's own disk, `ConfigurationError` for everything else.
+    pub fn failure_type(&self) -> FailureType {
+        if self.is_workspace_failure() {
+            FailureType::JobFailed
+        } else {
+            FailureType::ConfigurationError
+        }
+    }
+
+    /// What became of the input artifact, for the line above this error: not "as configured"
+    /// when the configuration is not at fault.
+    pub fn outcome(&self) -> &'static str {
+        if self.is_workspace_failure() {
+            "could not be prepared in the worker's work directory"
+        } else {
+            "cannot be published as configured"
+        }
+    }
+}
+
+// The file and the problem's own sentence make one line; the problem's causes follow it.
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.file, self.problem)
+    }
+}
+
+impl StdError for PlanError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.problem.source()
+    }
+}
+
+/// What is wrong with one file. Every variant but [`PlanProblem::Workspace`] is the pipeline
+/// author's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanProblem {
+    /// The worker's own disk or work directory failed.
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    Spec(SpecError),
+    #[error(
+        "settings.{setting} is `{here}` here but `{other}` in another input artifact; make them \
+         agree"
+    )]
+    SpecsDisagree {
+        setting: &'static str,
+        here: String,
+        other: String,
+    },
+    #[error(
+        "pattern `{pattern}` matches no file of the artifact; fix the pattern or remove the entry"
+    )]
+    NoMatch { pattern: String },
+    #[error(
+        "nothing to publish: every file was left out; check the stage that builds the artifact \
+         and the file spec's patterns"
+    )]
+    NothingToPublish,
+    #[error(
+        "with TypeOfArtifact npm every file must be an npm package (a directory with \
+         package.json, or an `npm pack` .tgz); use auto, or a file spec to choose the files"
+    )]
+    NotNpm(#[source] TarballError),
+    #[error(transparent)]
+    Npm(TarballError),
+    #[error(transparent)]
+    Pack(PackError),
+    #[error("its Debian control file cannot be read; rebuild it with `dpkg-deb --build`")]
+    UnreadableDeb(#[source] DebianError),
+    #[error(transparent)]
+    Python(PythonError),
+    #[error(
+        "it is not {what}, but TypeOfArtifact is {kind}; use auto, or a file spec \
+         (publish-spec.json) to choose which files to publish and how"
+    )]
+    NotOfType {
+        what: &'static str,
+        kind: &'static str,
+    },
+    #[error(transparent)]
+    Placement(#[from] PlacementError),
+}
+
+impl PlanProblem {
+    /// A reader's failure: the worker's disk when that is what it was, else `as_package`.
+    pub(crate) fn reading<E: WorkspaceFailure>(error: E, as_package: fn(E) -> Self) -> Self {
+        match error.into_workspace() {
+            Ok(workspace) => PlanProblem::Workspace(workspace),
+            Err(error) => as_package(error),
+        }
+    }
 }
 
 impl PublishPlan {
@@ -126,13 +243,13 @@ impl PublishPlan {
                 .iter()
                 .find(|file| file.relative_path == config.publish_spec);
             let spec = match spec_file {
-                Some(file) => Some(spec::read(&file.path).map_err(|problem| {
+                Some(file) => Some(spec::read(&file.path).map_err(|error| {
                     (
                         input.artifact.name.clone(),
-                        PlanError {
-                            file: file.relative_path.clone(),
-                            problem,
-                        },
+                        PlanError::new(
+                            &file.relative_path,
+                            PlanProblem::reading(error, PlanProblem::Spec),
+                        ),
                     )
                 })?),
                 None => None,
@@ -162,9 +279,7 @@ impl PublishPlan {
                     config.target_path.clone()
                 },
             };
-            let fail = |(file, problem): (String, String)| {
-                (input.artifact.name.clone(), PlanError { file, problem })
-            };
+            let fail = |error: PlanError| (input.artifact.name.clone(), error);
             let files: Vec<&ExtractedFile> = input
                 .files
                 .iter()
@@ -194,12 +309,11 @@ impl PublishPlan {
                             })
                             .collect();
                         if matched.is_empty() {
-                            return Err(fail((
-                                config.publish_spec.clone(),
-                                format!(
-                                    "pattern `{}` matches no file of the artifact",
-                                    entry.pattern_text
-                                ),
+                            return Err(fail(PlanError::new(
+                                &config.publish_spec,
+                                PlanProblem::NoMatch {
+                                    pattern: entry.pattern_text.clone(),
+                                },
                             )));
                         }
                         let selection = Selection {
@@ -220,13 +334,7 @@ impl PublishPlan {
                 .first()
                 .map(|input| input.artifact.name.clone())
                 .unwrap_or_default();
-            return Err((
-                name,
-                PlanError {
-                    file: "./".into(),
-                    problem: "nothing to publish".into(),
-                },
-            ));
+            return Err((name, PlanError::new("./", PlanProblem::NothingToPublish)));
         }
         Ok(Self {
             repo_key: config.repo_key.clone(),
@@ -281,12 +389,14 @@ fn merged_settings(
                 (Some(existing), Some(new)) if existing != new => {
                     return Err((
                         input.artifact.name.clone(),
-                        PlanError {
-                            file: "publish spec".into(),
-                            problem: format!(
-                                "settings.{name} is `{new}` here but `{existing}` in another input artifact; make them agree"
-                            ),
-                        },
+                        PlanError::new(
+                            "publish spec",
+                            PlanProblem::SpecsDisagree {
+                                setting: name,
+                                here: new.clone(),
+                                other: existing.clone(),
+                            },
+                        ),
                     ));
                 }
                 (None, Some(new)) => *slot = Some(new.clone()),

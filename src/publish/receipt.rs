@@ -11,14 +11,13 @@ use futures::{StreamExt, stream};
 use tokio::sync::RwLock;
 use tracing::{info, warn};
 
-use crate::artifacts::Checksums;
-use crate::pipeline::JobError;
-use crate::progress::Progress;
+use crate::checksum::Checksums;
+use crate::publish::error::JobError;
 use crate::publish::formats::{Format, file_name};
 use crate::publish::plan::{Package, PublishItem, PublishPlan};
 use crate::registry::{
     AccessToken, DeployOutcome, DeployRequest, NpmPublish, PypiUpload, RegistryClient,
-    RegistryError, TokenSession,
+    RegistryError, Reporter, TokenSession,
 };
 use crate::secret::ExposeSecret;
 
@@ -55,7 +54,7 @@ pub struct Receipt {
 pub async fn execute(
     session: &mut TokenSession,
     plan: &PublishPlan,
-    progress: &Arc<dyn Progress>,
+    progress: &Arc<dyn Reporter>,
     concurrency: usize,
 ) -> Result<Receipt, JobError> {
     let client = session.client().clone();
@@ -117,7 +116,7 @@ async fn run_item(
     client: &RegistryClient,
     session: &RwLock<&mut TokenSession>,
     failed: &AtomicBool,
-    progress: &Arc<dyn Progress>,
+    progress: &Arc<dyn Reporter>,
 ) -> (usize, Option<Result<PublishedFile, RegistryError>>) {
     if failed.load(Ordering::SeqCst) {
         return (index, None);
@@ -135,7 +134,7 @@ async fn publish_with_renewal(
     client: &RegistryClient,
     session: &RwLock<&mut TokenSession>,
     item: &PublishItem,
-    progress: &Arc<dyn Progress>,
+    progress: &Arc<dyn Reporter>,
 ) -> Result<PublishedFile, RegistryError> {
     progress.start(&item.target_path, item.source.size);
     let token = session.read().await.token().clone();
@@ -184,7 +183,7 @@ async fn publish_item(
     client: &RegistryClient,
     token: &AccessToken,
     item: &PublishItem,
-    progress: &Arc<dyn Progress>,
+    progress: &Arc<dyn Reporter>,
 ) -> Result<PublishedFile, RegistryError> {
     let repo = item.repo.as_str();
     let source = &item.source;

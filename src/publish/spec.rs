@@ -17,9 +17,58 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::pipeline::config::{ArtifactType, parse_properties, relative_file_path};
-use crate::publish::formats::MAX_METADATA_BYTES;
-use crate::publish::pattern::Pattern;
+use crate::pipeline::config::{
+    ArtifactType, PropertiesError, parse_properties, relative_file_path,
+};
+use crate::publish::formats::{MetadataError, WorkspaceError, WorkspaceFailure, read_extracted};
+use crate::publish::pattern::{Pattern, PatternError};
+
+/// Why a file spec cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Unreadable(#[from] MetadataError),
+    #[error(
+        "it is not a valid file spec; a spec is {{\"settings\": {{…}}, \"files\": \
+         [{{\"pattern\", \"target\", \"props\", \"type\", \"flat\", \"exclusions\"}}]}}"
+    )]
+    Invalid(#[source] serde_json::Error),
+    #[error("its \"files\" list is empty; list at least one pattern")]
+    NoFiles,
+    #[error("its files[{index}] entry cannot be used")]
+    Entry {
+        index: usize,
+        #[source]
+        problem: EntryError,
+    },
+}
+
+impl WorkspaceFailure for SpecError {
+    fn into_workspace(self) -> Result<WorkspaceError, Self> {
+        match self {
+            SpecError::Unreadable(MetadataError::Workspace(error)) => Ok(error),
+            other => Err(other),
+        }
+    }
+}
+
+/// What is wrong with one `files` entry of a spec.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    #[error(
+        "pattern `{pattern}` would reach outside the artifact; patterns are relative paths inside \
+         it (no `..`, `\\` or leading `/`)"
+    )]
+    OutsideArtifact { pattern: String },
+    #[error("\"type\": `{name}` is not one of {}", ArtifactType::NAMES)]
+    UnknownType { name: String },
+    #[error("\"flat\": `{value}` is not true or false")]
+    NotABoolean { value: String },
+    #[error("\"props\" is not a property list like `team=cams;channel=beta,stable`")]
+    Props(#[source] PropertiesError),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
 
 /// Settings the action's configuration properties have no room for.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -105,66 +154,19 @@ impl SpecEntry {
 }
 
 /// Reads and checks the spec at `path`.
-pub fn read(path: &Path) -> Result<PublishSpec, String> {
-    let file = std::fs::File::open(path).map_err(|error| format!("could not open it: {error}"))?;
-    let bytes = crate::publish::formats::read_limited(file, MAX_METADATA_BYTES, "content")?;
-    parse(&bytes)
+pub fn read(path: &Path) -> Result<PublishSpec, SpecError> {
+    parse(&read_extracted(path, "content")?)
 }
 
 /// Parses and checks a spec's JSON.
-pub fn parse(bytes: &[u8]) -> Result<PublishSpec, String> {
-    let raw: RawSpec = serde_json::from_slice(bytes).map_err(|error| {
-        format!(
-            "it is not a valid file spec ({error}); a spec is {{\"settings\": {{…}}, \"files\": \
-             [{{\"pattern\", \"target\", \"props\", \"type\", \"flat\", \"exclusions\"}}]}}"
-        )
-    })?;
+pub fn parse(bytes: &[u8]) -> Result<PublishSpec, SpecError> {
+    let raw: RawSpec = serde_json::from_slice(bytes).map_err(SpecError::Invalid)?;
     if raw.files.is_empty() {
-        return Err("its \"files\" list is empty; list at least one pattern".into());
+        return Err(SpecError::NoFiles);
     }
     let mut entries = Vec::with_capacity(raw.files.len());
     for (index, entry) in raw.files.into_iter().enumerate() {
-        let at = |problem: String| format!("files[{index}]: {problem}");
-        let pattern = inside_artifact(&entry.pattern).map_err(at)?;
-        let exclusions = entry
-            .exclusions
-            .iter()
-            .map(|exclusion| inside_artifact(exclusion))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(at)?;
-        let kind = match entry.kind.as_deref() {
-            None => None,
-            Some(name) => Some(ArtifactType::parse(name).ok_or_else(|| {
-                at(format!(
-                    "\"type\": `{name}` is not one of {}",
-                    ArtifactType::NAMES
-                ))
-            })?),
-        };
-        let flat = match entry.flat {
-            None => false,
-            Some(Flag::Bool(flat)) => flat,
-            Some(Flag::Text(text)) => match text.as_str() {
-                "true" => true,
-                "false" => false,
-                other => return Err(at(format!("\"flat\": `{other}` is not true or false"))),
-            },
-        };
-        let props = parse_properties(entry.props.as_deref().unwrap_or(""))
-            .map_err(|problem| at(format!("\"props\": {problem}")))?;
-        entries.push(SpecEntry {
-            pattern_text: entry.pattern.clone(),
-            pattern: Pattern::jfrog(&pattern).map_err(at)?,
-            exclusions: exclusions
-                .iter()
-                .map(|exclusion| Pattern::jfrog(exclusion))
-                .collect::<Result<_, _>>()
-                .map_err(at)?,
-            target: entry.target,
-            props,
-            kind,
-            flat,
-        });
+        entries.push(checked_entry(entry).map_err(|problem| SpecError::Entry { index, problem })?);
     }
     Ok(PublishSpec {
         settings: raw.settings,
@@ -172,17 +174,58 @@ pub fn parse(bytes: &[u8]) -> Result<PublishSpec, String> {
     })
 }
 
+fn checked_entry(entry: RawEntry) -> Result<SpecEntry, EntryError> {
+    let pattern = inside_artifact(&entry.pattern)?;
+    let exclusions = entry
+        .exclusions
+        .iter()
+        .map(|exclusion| inside_artifact(exclusion))
+        .collect::<Result<Vec<_>, _>>()?;
+    let kind = match entry.kind.as_deref() {
+        None => None,
+        Some(name) => Some(
+            ArtifactType::parse(name).ok_or_else(|| EntryError::UnknownType {
+                name: name.to_owned(),
+            })?,
+        ),
+    };
+    let flat = match entry.flat {
+        None => false,
+        Some(Flag::Bool(flat)) => flat,
+        Some(Flag::Text(text)) => match text.as_str() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(EntryError::NotABoolean {
+                    value: other.to_owned(),
+                });
+            }
+        },
+    };
+    let props =
+        parse_properties(entry.props.as_deref().unwrap_or("")).map_err(EntryError::Props)?;
+    Ok(SpecEntry {
+        pattern_text: entry.pattern.clone(),
+        pattern: Pattern::jfrog(&pattern)?,
+        exclusions: exclusions
+            .iter()
+            .map(|exclusion| Pattern::jfrog(exclusion))
+            .collect::<Result<_, _>>()?,
+        target: entry.target,
+        props,
+        kind,
+        flat,
+    })
+}
+
 /// A pattern is a path inside the artifact: no leading `/`, no `..`, no `\`.
-fn inside_artifact(pattern: &str) -> Result<String, String> {
+fn inside_artifact(pattern: &str) -> Result<String, EntryError> {
     // Wildcards are not path segments; check the literal shape with them replaced.
     let literal = pattern.replace(['*', '?', '(', ')'], "x");
     relative_file_path(&literal)
         .map(|_| pattern.trim().trim_start_matches("./").to_owned())
-        .map_err(|_| {
-            format!(
-                "pattern `{pattern}` would reach outside the artifact; patterns are relative \
-                 paths inside it (no `..`, `\\` or leading `/`)"
-            )
+        .map_err(|_| EntryError::OutsideArtifact {
+            pattern: pattern.to_owned(),
         })
 }
 
@@ -209,19 +252,25 @@ mod tests {
         assert_eq!(spec.entries[1].kind, Some(ArtifactType::Debian));
     }
 
+    /// The error and its causes as a pipeline author reads them.
+    fn rendered(error: SpecError) -> String {
+        crate::error::render_chain(&error, crate::error::no_hints)
+    }
+
     #[test]
     fn unknown_keys_and_escaping_patterns_are_refused_clearly() {
-        let unknown = parse(br#"{"files":[{"pattern":"*","tagret":"x/"}]}"#).unwrap_err();
+        let unknown = rendered(parse(br#"{"files":[{"pattern":"*","tagret":"x/"}]}"#).unwrap_err());
         assert!(unknown.contains("unknown field `tagret`"), "{unknown}");
-        let settings =
-            parse(br#"{"settings":{"npmtag":"x"},"files":[{"pattern":"*"}]}"#).unwrap_err();
+        let settings = rendered(
+            parse(br#"{"settings":{"npmtag":"x"},"files":[{"pattern":"*"}]}"#).unwrap_err(),
+        );
         assert!(settings.contains("unknown field `npmtag`"), "{settings}");
         for escaping in ["../secrets/*", "/etc/*", "a/../../b", "a\\b"] {
             let spec = format!(
                 r#"{{"files":[{{"pattern":"{}"}}]}}"#,
                 escaping.replace('\\', "\\\\")
             );
-            let error = parse(spec.as_bytes()).unwrap_err();
+            let error = rendered(parse(spec.as_bytes()).unwrap_err());
             assert!(
                 error.contains("outside the artifact"),
                 "{escaping}: {error}"

@@ -16,10 +16,9 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
-use crate::artifacts::Checksums;
-use crate::progress::Progress;
+use crate::checksum::Checksums;
 use crate::registry::paths::{encode_path, encode_segment, matrix_params};
-use crate::registry::{AccessToken, RegistryClient, RegistryError};
+use crate::registry::{AccessToken, RegistryClient, RegistryError, Reporter};
 use crate::secret::ExposeSecret;
 
 /// Files at least this large are first offered by checksum only (as JFrog CLI does).
@@ -122,7 +121,7 @@ impl RegistryClient {
         &self,
         token: &AccessToken,
         request: DeployRequest<'_>,
-        progress: Option<Arc<dyn Progress>>,
+        progress: Option<Arc<dyn Reporter>>,
     ) -> Result<DeployOutcome, RegistryError> {
         let display_url = self.artifact_url(request.repo, request.path);
         if let Some(existing) = self.file_info(token, request.repo, request.path).await? {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::registry::paths::{encode_path, encode_segment};
-use crate::registry::{AccessToken, RegistryClient, RegistryError};
+use crate::registry::{AccessToken, RegistryClient, RegistryError, RepoPath};
 use crate::secret::ExposeSecret;
 
 #[derive(Deserialize)]
@@ -26,7 +26,7 @@ impl RegistryClient {
         token: &AccessToken,
         repo: &str,
         sha256: &str,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<RepoPath>, RegistryError> {
         let url = self.url("artifactory/api/search/checksum");
         let response = self
             .send_with_retries("checksum search", &url, || async {

@@ -12,6 +12,7 @@ mod item_properties;
 mod npm;
 pub mod paths;
 mod pypi;
+mod reporter;
 pub mod retry;
 mod session;
 mod token;
@@ -24,15 +25,21 @@ use anyhow::Context;
 
 use url::Url;
 
-use crate::progress::Progress;
 use crate::secret::ExposeSecret;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
+pub use reporter::{NoReporter, Reporter};
 pub use session::TokenSession;
 pub use token::{AccessToken, TokenApi};
+
+/// A path inside a repository, as the registry reports it (`nestbox-cam/2.4.1/fw.img`).
+pub type RepoPath = String;
+
+/// A checksum in lower-case hex, as the registry reports it.
+pub type HexDigest = String;
 
 /// The HTTP client every registry call goes through.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -111,7 +118,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     base: Url,
     /// Told about every retry, for the job's logs and the retry metric.
-    observer: Option<Arc<dyn Progress>>,
+    observer: Option<Arc<dyn Reporter>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -132,7 +139,7 @@ impl RegistryClient {
     }
 
     /// Reports retries to `observer` (the job's progress, which counts them in the metrics).
-    pub fn with_observer(mut self, observer: Arc<dyn Progress>) -> Self {
+    pub fn with_observer(mut self, observer: Arc<dyn Reporter>) -> Self {
         self.observer = Some(observer);
         self
     }

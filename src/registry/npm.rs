@@ -15,7 +15,7 @@ use tokio::io::AsyncReadExt;
 use base64::Engine;
 
 use crate::registry::paths::encode_segment;
-use crate::registry::{AccessToken, DeployOutcome, RegistryClient, RegistryError};
+use crate::registry::{AccessToken, DeployOutcome, HexDigest, RegistryClient, RegistryError};
 use crate::secret::ExposeSecret;
 
 /// Base64 is produced from whole 3-byte groups, so chunks concatenate without padding.
@@ -69,7 +69,7 @@ impl RegistryClient {
         &self,
         token: &AccessToken,
         request: &NpmPublish<'_>,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<HexDigest>, RegistryError> {
         let url = self.npm_package_url(request.repo, request.name);
         let Some(response) = self
             .get_if_found("npm packument", &url, token, Some("application/json"))

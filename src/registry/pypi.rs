@@ -10,7 +10,7 @@ use reqwest::multipart::{Form, Part};
 use tokio_util::io::ReaderStream;
 
 use crate::registry::paths::encode_segment;
-use crate::registry::{AccessToken, DeployOutcome, RegistryClient, RegistryError};
+use crate::registry::{AccessToken, DeployOutcome, HexDigest, RegistryClient, RegistryError};
 use crate::secret::ExposeSecret;
 
 /// One distribution file to upload.
@@ -48,7 +48,7 @@ impl RegistryClient {
         &self,
         token: &AccessToken,
         request: &PypiUpload<'_>,
-    ) -> Result<Option<String>, RegistryError> {
+    ) -> Result<Option<HexDigest>, RegistryError> {
         let url = self.pypi_project_url(request.repo, request.project);
         let Some(response) = self
             .get_if_found("PyPI simple index", &url, token, None)

@@ -1,7 +1,9 @@
 //! Which registry failures are tried again, how often and how long.
 //!
-//! Policy: at most [`MAX_ATTEMPTS`] attempts per request, waiting with equal-jitter exponential
-//! backoff from 500 ms up to 8 s between them (or the server's `Retry-After`, capped at 8 s).
+//! Policy: [`crate::retry::REGISTRY_REQUEST`] — at most 4 attempts per request, waiting with
+//! equal-jitter exponential backoff from 500 ms up to 8 s between them (or the server's
+//! `Retry-After`, capped at 8 s). This loop is the only layer that retries a registry request,
+//! and the only one that logs the retry; reporters are told so they can count or draw it.
 //! Retried: connection failures and resets, timeouts (including a stalled body past the read
 //! timeout), and the statuses that mean "not now" — 408, 429, 500, 502, 503, 504. Not retried:
 //! any other 4xx (the request itself is wrong and will stay wrong; 401 is handled by minting a
@@ -14,15 +16,13 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use tracing::warn;
 
-use crate::pipeline::failure::inline_chain;
-use crate::progress::Progress;
-use crate::registry::RegistryError;
-use crate::worker::backoff::Backoff;
+use crate::error::{inline_chain, is_certificate_error};
+use crate::registry::{RegistryError, Reporter};
+use crate::retry::REGISTRY_REQUEST;
 
 /// Attempts per request, the first included.
-pub const MAX_ATTEMPTS: u32 = 4;
-const FIRST_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(8);
+pub const MAX_ATTEMPTS: u32 = REGISTRY_REQUEST.attempts;
+const MAX_DELAY: Duration = REGISTRY_REQUEST.errors.cap;
 
 /// Whether a response status is worth another attempt.
 pub fn is_transient_status(status: StatusCode) -> bool {
@@ -31,10 +31,7 @@ pub fn is_transient_status(status: StatusCode) -> bool {
 
 /// Whether a failed request (no response) is worth another attempt.
 pub fn is_transient_transport(error: &reqwest::Error) -> bool {
-    // rustls reports certificate problems inside I/O errors; their text is the one stable
-    // marker across the layers in between.
-    let chain = inline_chain(error).to_ascii_lowercase();
-    if chain.contains("certificate") {
+    if is_certificate_error(error) {
         return false;
     }
     error.is_connect() || error.is_timeout() || error.is_request() || error.is_body()
@@ -46,14 +43,14 @@ pub fn is_transient_transport(error: &reqwest::Error) -> bool {
 pub async fn send<F, Fut>(
     operation: &'static str,
     url: &str,
-    observer: Option<&dyn Progress>,
+    observer: Option<&dyn Reporter>,
     mut build: F,
 ) -> Result<reqwest::Response, RegistryError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<reqwest::RequestBuilder, RegistryError>>,
 {
-    let mut backoff = Backoff::errors(FIRST_DELAY, MAX_DELAY);
+    let mut backoff = REGISTRY_REQUEST.errors.backoff();
     let mut attempt = 1;
     loop {
         let outcome = build().await?.send().await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::pipeline::failure::inline_chain;
+use crate::error::inline_chain;
 use crate::registry::{AccessToken, RegistryClient, RegistryError};
 use crate::secret::{Redactor, SecretString};
 

@@ -26,6 +26,25 @@ enum Stage {
     Done,
 }
 
+/// Why an aws-chunked body is refused; the S3 stand-in answers 400 with this text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AwsChunkedError {
+    #[error("bad chunk size line {line:?}")]
+    BadChunkSize { line: String },
+    #[error("chunk data not followed by CRLF")]
+    MissingDataEnd,
+    #[error("bad trailer line {line:?}")]
+    BadTrailer { line: String },
+    #[error("bytes after the final aws-chunked line")]
+    TrailingBytes,
+    #[error("aws-chunked body ended early ({stage})")]
+    EndedEarly { stage: String },
+    #[error("aws-chunked line too long")]
+    LineTooLong,
+    #[error("aws-chunked line is not UTF-8")]
+    NotUtf8,
+}
+
 /// Decodes aws-chunked framing incrementally.
 #[derive(Debug)]
 pub(crate) struct AwsChunkedDecoder {
@@ -33,6 +52,9 @@ pub(crate) struct AwsChunkedDecoder {
     pending: BytesMut,
     trailers: Vec<(String, String)>,
 }
+
+/// One CRLF-terminated line of the chunked framing, without its terminator.
+type Line = String;
 
 impl AwsChunkedDecoder {
     pub(crate) fn new() -> Self {
@@ -44,7 +66,7 @@ impl AwsChunkedDecoder {
     }
 
     /// Feeds the next piece of the encoded body; returns the decoded data it completes.
-    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<Vec<Bytes>, String> {
+    pub(crate) fn feed(&mut self, input: &[u8]) -> Result<Vec<Bytes>, AwsChunkedError> {
         self.pending.extend_from_slice(input);
         let mut decoded = Vec::new();
         loop {
@@ -53,7 +75,7 @@ impl AwsChunkedDecoder {
                     let Some(line) = self.take_line()? else { break };
                     let size_text = line.split(';').next().unwrap_or("").trim();
                     let size = u64::from_str_radix(size_text, 16)
-                        .map_err(|_| format!("bad chunk size line {line:?}"))?;
+                        .map_err(|_| AwsChunkedError::BadChunkSize { line: line.clone() })?;
                     self.stage = if size == 0 {
                         Stage::Trailers
                     } else {
@@ -80,7 +102,7 @@ impl AwsChunkedDecoder {
                         break;
                     }
                     if &self.pending[..2] != b"\r\n" {
-                        return Err("chunk data not followed by CRLF".to_owned());
+                        return Err(AwsChunkedError::MissingDataEnd);
                     }
                     self.pending.advance(2);
                     self.stage = Stage::ChunkHeader;
@@ -92,14 +114,14 @@ impl AwsChunkedDecoder {
                     } else {
                         let (name, value) = line
                             .split_once(':')
-                            .ok_or_else(|| format!("bad trailer line {line:?}"))?;
+                            .ok_or_else(|| AwsChunkedError::BadTrailer { line: line.clone() })?;
                         self.trailers
                             .push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
                     }
                 }
                 Stage::Done => {
                     if !self.pending.is_empty() {
-                        return Err("bytes after the final aws-chunked line".to_owned());
+                        return Err(AwsChunkedError::TrailingBytes);
                     }
                     break;
                 }
@@ -110,21 +132,23 @@ impl AwsChunkedDecoder {
 
     /// Checks that the body ended exactly after its framing; returns the trailers sent
     /// (e.g. `x-amz-checksum-crc32`).
-    pub(crate) fn finish(self) -> Result<Vec<(String, String)>, String> {
+    pub(crate) fn finish(self) -> Result<Vec<(String, String)>, AwsChunkedError> {
         match self.stage {
             Stage::Done => Ok(self.trailers),
             // A body ending right after the zero chunk's trailers without the blank line is
             // tolerated: the data is complete.
             Stage::Trailers if self.pending.is_empty() => Ok(self.trailers),
-            stage => Err(format!("aws-chunked body ended early ({stage:?})")),
+            stage => Err(AwsChunkedError::EndedEarly {
+                stage: format!("{stage:?}"),
+            }),
         }
     }
 
     /// Takes one CRLF-terminated line (without the CRLF) if it is complete.
-    fn take_line(&mut self) -> Result<Option<String>, String> {
+    fn take_line(&mut self) -> Result<Option<Line>, AwsChunkedError> {
         let Some(end) = self.pending.windows(2).position(|pair| pair == b"\r\n") else {
             if self.pending.len() > MAX_LINE_BYTES {
-                return Err("aws-chunked line too long".to_owned());
+                return Err(AwsChunkedError::LineTooLong);
             }
             return Ok(None);
         };
@@ -132,7 +156,7 @@ impl AwsChunkedDecoder {
         self.pending.advance(2);
         String::from_utf8(line.to_vec())
             .map(Some)
-            .map_err(|_| "aws-chunked line is not UTF-8".to_owned())
+            .map_err(|_| AwsChunkedError::NotUtf8)
     }
 }
 

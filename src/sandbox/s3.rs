@@ -365,7 +365,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn bad_encoding(why: String) -> S3Error {
+fn bad_encoding(why: super::aws_chunked::AwsChunkedError) -> S3Error {
     S3Error::new(
         StatusCode::BAD_REQUEST,
         "InvalidRequest",

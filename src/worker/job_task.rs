@@ -4,21 +4,21 @@
 //! reported like any other failure, and so that shutdown can abandon it and still report.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
+use crate::error::inline_chain;
 use crate::metrics::Metrics;
-use crate::pipeline::failure::inline_chain;
 use crate::pipeline::{
-    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobData, JobError, JobFailure,
+    Acknowledgement, Classify, FailureType, Job, JobApi, JobApiError, JobData, JobFailure,
     JobSuccess,
 };
-use crate::progress::{JobStats, LogProgress, Progress};
+use crate::retry::RESULT_CALL;
 use crate::secret::Redactor;
 use crate::worker::JobHandler;
-use crate::worker::backoff::Backoff;
 use crate::worker::journal::{Journal, JournalEntry};
 
 /// How a claimed job ended, for the loop's bookkeeping.
@@ -63,16 +63,69 @@ impl<A: JobApi> JobDetailsSource for ApiJobDetails<A> {
     }
 }
 
+/// A job the worker owns and must end with one result.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub data: JobData,
+    pub claim: Claim,
+}
+
+/// How the worker came to own a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Polled and acknowledged by this process.
+    Polled { nonce: String, account_id: String },
+    /// Acknowledged by an earlier process that stopped before answering; found in the journal
+    /// and fetched again with `GetJobDetails`.
+    Recovered,
+}
+
+impl From<Job> for ClaimedJob {
+    fn from(job: Job) -> Self {
+        Self {
+            id: job.id,
+            data: job.data,
+            claim: Claim::Polled {
+                nonce: job.nonce,
+                account_id: job.account_id,
+            },
+        }
+    }
+}
+
+/// What a job moved, as its handler counts it, for the job's closing log line.
+#[derive(Debug, Default)]
+pub struct JobTally {
+    files: AtomicU64,
+    bytes: AtomicU64,
+}
+
+impl JobTally {
+    /// Sets the totals (the handler keeps its own running count and reports it at the end).
+    pub fn record(&self, files: u64, bytes: u64) {
+        self.files.store(files, Ordering::Relaxed);
+        self.bytes.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn files(&self) -> u64 {
+        self.files.load(Ordering::Relaxed)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+}
+
 /// What a job handler gets besides the job itself.
 #[derive(Clone)]
 pub struct JobContext {
     /// Knows the job's secrets; the handler adds any it creates (e.g. a registry token).
     pub redactor: Redactor,
-    /// Told about every file the job publishes: logs progress of large uploads and counts
-    /// files and bytes for the job's summary line and the metrics.
-    pub progress: Arc<dyn Progress>,
     /// Where fresh job data (renewed artifact credentials) comes from during long jobs.
     pub details: Arc<dyn JobDetailsSource>,
+    /// Filled in by the handler; read for the job's closing log line.
+    pub tally: Arc<JobTally>,
 }
 
 impl std::fmt::Debug for JobContext {
@@ -87,12 +140,28 @@ impl std::fmt::Debug for JobContext {
 #[derive(Debug, Clone)]
 pub(crate) struct JobHooks {
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) progress_log_min_bytes: u64,
     pub(crate) journal: Option<Arc<Journal>>,
 }
 
-/// Attempts at delivering a result before giving up on a job API that keeps failing.
-const RESULT_ATTEMPTS: u32 = 6;
+/// Why a job failed: its handler's error, or an end the loop itself imposed.
+#[derive(Debug, thiserror::Error)]
+enum TaskFailure<E> {
+    #[error(transparent)]
+    Handler(E),
+    #[error("the job handler panicked: {0}")]
+    Panicked(String),
+    #[error("the worker stopped before the job finished ({0}); run the pipeline stage again")]
+    Interrupted(&'static str),
+}
+
+impl<E: Classify> Classify for TaskFailure<E> {
+    fn failure_type(&self) -> FailureType {
+        match self {
+            TaskFailure::Handler(error) => error.failure_type(),
+            TaskFailure::Panicked(_) | TaskFailure::Interrupted(_) => FailureType::JobFailed,
+        }
+    }
+}
 
 fn job_span(job_id: &str, pipeline: &crate::pipeline::job::PipelineContext) -> tracing::Span {
     tracing::info_span!(
@@ -145,8 +214,9 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
                 warn!(error = %inline_chain(&error), "could not journal the job; a crash now would leave it to CodePipeline's timeout");
             }
         }
-        let end = execute_and_report(api, handler, job.clone(), cancel, &hooks).await;
-        forget_if_answered(hooks.journal.as_deref(), &job.id, end);
+        let job_id = job.id.clone();
+        let end = execute_and_report(api, handler, job.into(), cancel, &hooks).await;
+        forget_if_answered(hooks.journal.as_deref(), &job_id, end);
         end
     }
     .instrument(span)
@@ -184,11 +254,10 @@ pub(crate) async fn recover_job<A: JobApi, H: JobHandler>(
             }
         };
         info!("resuming a job acknowledged before the worker last stopped");
-        let job = Job {
+        let job = ClaimedJob {
             id: entry.job_id.clone(),
-            nonce: String::new(),
-            account_id: String::new(),
             data,
+            claim: Claim::Recovered,
         };
         let end = execute_and_report(api, handler, job, cancel, &hooks).await;
         forget_if_answered(Some(&journal), &entry.job_id, end);
@@ -220,7 +289,7 @@ fn now_rfc3339() -> String {
 async fn execute_and_report<A: JobApi, H: JobHandler>(
     api: Arc<A>,
     handler: Arc<H>,
-    job: Job,
+    job: ClaimedJob,
     cancel: CancellationToken,
     hooks: &JobHooks,
 ) -> JobEnd {
@@ -228,40 +297,37 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
     let _in_flight = hooks.metrics.in_flight();
     let started = Instant::now();
     let redactor = job.data.redactor();
-    let stats = Arc::new(JobStats::new(
-        Arc::new(LogProgress::new(hooks.progress_log_min_bytes)),
-        Some(hooks.metrics.clone()),
-    ));
+    let tally = Arc::new(JobTally::default());
     let context = JobContext {
         redactor: redactor.clone(),
-        progress: stats.clone(),
         details: Arc::new(ApiJobDetails {
             api: api.clone(),
             job_id: job.id.clone(),
         }),
+        tally: tally.clone(),
     };
     let job_id = job.id.clone();
     let mut work =
         tokio::spawn(async move { handler.handle(job, context).await }.in_current_span());
     let outcome = tokio::select! {
         joined = &mut work => match joined {
-            Ok(result) => result,
+            Ok(result) => result.map_err(TaskFailure::Handler),
             Err(join_error) if join_error.is_panic() => {
-                Err(JobError::Panicked(panic_message(join_error.into_panic())))
+                Err(TaskFailure::Panicked(panic_message(join_error.into_panic())))
             }
-            Err(_) => Err(JobError::Interrupted("the job task was cancelled".into())),
+            Err(_) => Err(TaskFailure::Interrupted("the job task was cancelled")),
         },
         () = cancel.cancelled() => {
             work.abort();
-            Err(JobError::Interrupted(
-                "it did not finish within the drain timeout during shutdown".into(),
+            Err(TaskFailure::Interrupted(
+                "it did not finish within the drain timeout during shutdown",
             ))
         }
     };
     let elapsed = started.elapsed();
     let end = match outcome {
         Ok(success) => {
-            report_success(api.as_ref(), &job_id, success, &redactor, elapsed, &stats).await
+            report_success(api.as_ref(), &job_id, success, &redactor, elapsed, &tally).await
         }
         Err(job_error) => {
             let failure = JobFailure::from_error(&job_error, &redactor);
@@ -269,8 +335,8 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
                 result = "Failed",
                 failure_type = %failure.failure_type,
                 duration_ms = elapsed.as_millis() as u64,
-                files = stats.files(),
-                bytes = stats.bytes(),
+                files = tally.files(),
+                bytes = tally.bytes(),
                 message = %failure.message,
                 "job failed"
             );
@@ -295,7 +361,7 @@ async fn report_success<A: JobApi>(
     success: JobSuccess,
     redactor: &Redactor,
     elapsed: Duration,
-    stats: &JobStats,
+    tally: &JobTally,
 ) -> JobEnd {
     let success = JobSuccess {
         summary: redactor.scrub(&success.summary),
@@ -308,8 +374,8 @@ async fn report_success<A: JobApi>(
             info!(
                 result = "Succeeded",
                 duration_ms = elapsed.as_millis() as u64,
-                files = stats.files(),
-                bytes = stats.bytes(),
+                files = tally.files(),
+                bytes = tally.bytes(),
                 summary = %success.summary,
                 "job succeeded"
             );
@@ -354,19 +420,23 @@ fn undelivered(error: &JobApiError, what: &str) -> JobEnd {
 }
 
 /// Makes a result call, retrying while the job API is throttling or unreachable: a finished
-/// job whose result is lost would hang its pipeline until the action times out.
+/// job whose result is lost would hang its pipeline until the action times out. The budget is
+/// [`RESULT_CALL`]; the SDK does not retry these calls itself, so this loop is the one layer.
 async fn deliver<F, Fut>(mut call: F) -> Result<(), JobApiError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), JobApiError>>,
 {
-    let mut errors = Backoff::errors(Duration::from_millis(500), Duration::from_secs(10));
-    // Throttling is paced like the poll loop's: come back soon, at a random moment.
-    let mut throttles = Backoff::throttled(Duration::from_millis(200), Duration::from_secs(2));
+    let mut errors = RESULT_CALL.errors.backoff();
+    let mut throttles = RESULT_CALL.throttle_pace().backoff();
+    let started = tokio::time::Instant::now();
     let mut attempt = 1;
     loop {
         match call().await {
-            Err(error) if error.is_transient() && attempt < RESULT_ATTEMPTS => {
+            Err(error)
+                if error.is_transient()
+                    && RESULT_CALL.allows_another(attempt, started.elapsed()) =>
+            {
                 let delay = match error {
                     JobApiError::Throttled { .. } => throttles.next_delay(),
                     _ => errors.next_delay(),

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::metrics::Metrics;
+use crate::metrics::{JobApiOperation, Metrics};
 use crate::pipeline::{Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess};
 
 pub(crate) struct MeteredJobApi<A> {
@@ -16,7 +16,7 @@ impl<A> MeteredJobApi<A> {
         Self { inner, metrics }
     }
 
-    fn observe<T>(&self, operation: &str, result: &Result<T, JobApiError>) {
+    fn observe<T>(&self, operation: JobApiOperation, result: &Result<T, JobApiError>) {
         match result {
             Ok(_) => {}
             Err(JobApiError::Throttled { .. }) => self.metrics.job_api_throttled(operation),
@@ -30,7 +30,7 @@ impl<A> MeteredJobApi<A> {
 impl<A: JobApi> JobApi for MeteredJobApi<A> {
     async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
         let result = self.inner.poll_for_jobs(max_batch_size).await;
-        self.observe("PollForJobs", &result);
+        self.observe(JobApiOperation::PollForJobs, &result);
         match &result {
             Ok(_) => self.metrics.poll_succeeded(),
             Err(error) => self.metrics.poll_failed(&error.to_string()),
@@ -44,13 +44,13 @@ impl<A: JobApi> JobApi for MeteredJobApi<A> {
         nonce: &str,
     ) -> Result<Acknowledgement, JobApiError> {
         let result = self.inner.acknowledge_job(job_id, nonce).await;
-        self.observe("AcknowledgeJob", &result);
+        self.observe(JobApiOperation::AcknowledgeJob, &result);
         result
     }
 
     async fn get_job_details(&self, job_id: &str) -> Result<JobData, JobApiError> {
         let result = self.inner.get_job_details(job_id).await;
-        self.observe("GetJobDetails", &result);
+        self.observe(JobApiOperation::GetJobDetails, &result);
         result
     }
 
@@ -60,7 +60,7 @@ impl<A: JobApi> JobApi for MeteredJobApi<A> {
         success: &JobSuccess,
     ) -> Result<(), JobApiError> {
         let result = self.inner.put_job_success_result(job_id, success).await;
-        self.observe("PutJobSuccessResult", &result);
+        self.observe(JobApiOperation::PutJobSuccessResult, &result);
         result
     }
 
@@ -70,7 +70,7 @@ impl<A: JobApi> JobApi for MeteredJobApi<A> {
         failure: &JobFailure,
     ) -> Result<(), JobApiError> {
         let result = self.inner.put_job_failure_result(job_id, failure).await;
-        self.observe("PutJobFailureResult", &result);
+        self.observe(JobApiOperation::PutJobFailureResult, &result);
         result
     }
 }

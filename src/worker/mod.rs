@@ -4,52 +4,43 @@
 //! The loop is handed its control plane ([`JobApi`]), its work ([`JobHandler`]) and its shutdown
 //! signal (a future), so tests run the real loop against fakes and stand-ins.
 //!
-//! Concurrency is bounded by counting the job tasks in a `JoinSet`: the loop only asks
-//! `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot start.
-//!
-//! Pacing, in the order the loop applies it:
-//! - Nothing in flight: poll at once.
-//! - Some slots free while jobs still run: gather first. Poll when every slot is free or
-//!   `gather_delay` after the first one freed, whichever comes first, and then ask for all free
-//!   slots. One poll then claims a batch instead of one job per freed slot.
-//! - An empty poll while busy (jobs in flight, or jobs received within `busy_window`): wait
-//!   `poll_min_interval` (jittered), so the next job is picked up within about that long.
-//! - An empty poll once the busy window has passed: the idle backoff, doubling up to
-//!   `poll_max_interval`, so an idle worker's request rate stays bounded.
-//! - Throttled: a short full-jitter backoff (`throttle_base_interval` to
-//!   `throttle_max_interval`). Transport errors and rejections: the slower error backoff.
-//!
-//! [`backoff`] describes the jitter of each policy.
+//! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]): the loop only
+//! asks `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot
+//! start. When to poll is decided by [`pacing::Pacer`]; the loop only carries it out. The
+//! handler's errors are opaque to the loop: it classifies ([`Classify`]) and renders them.
 
-pub mod backoff;
 mod heartbeat;
 mod job_task;
 pub mod journal;
 mod metered;
+pub mod pacing;
+mod tasks;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Job, JobApi, JobApiError, JobError, JobSuccess};
-use backoff::Backoff;
+use crate::pipeline::{Classify, JobApi, JobApiError, JobSuccess};
 use heartbeat::Heartbeat;
-pub use job_task::{BoxFuture, JobContext, JobDetailsSource, JobEnd};
+pub use job_task::{BoxFuture, Claim, ClaimedJob, JobContext, JobDetailsSource, JobEnd, JobTally};
 use metered::MeteredJobApi;
+use pacing::{Pacer, PollResult};
+use tasks::JobTasks;
 
 /// The work done for one acknowledged job.
 pub trait JobHandler: Send + Sync + 'static {
+    /// What the loop classifies into the job's failure type and renders into its message.
+    type Error: Classify + Send + Sync;
+
     fn handle(
         &self,
-        job: Job,
+        job: ClaimedJob,
         context: JobContext,
-    ) -> impl Future<Output = Result<JobSuccess, JobError>> + Send;
+    ) -> impl Future<Output = Result<JobSuccess, Self::Error>> + Send;
 }
 
 /// How the loop behaves; every field is a `worker` flag.
@@ -80,8 +71,6 @@ pub struct WorkerSettings {
     pub max_jobs: Option<u64>,
     /// While idle, one info line per interval; `Duration::ZERO` turns it off.
     pub heartbeat_interval: Duration,
-    /// Files at least this large log upload progress every 10 % or 30 s.
-    pub progress_log_min_bytes: u64,
     /// Where the loop and its jobs count what they do (served by `--metrics-listen`).
     pub metrics: Arc<Metrics>,
     /// Where acknowledged jobs are journaled, so a crashed worker ends them on its next start.
@@ -112,7 +101,6 @@ impl Default for WorkerSettings {
             drain_timeout: Duration::from_secs(60),
             max_jobs: None,
             heartbeat_interval: Duration::from_secs(5 * 60),
-            progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
             metrics: Arc::new(Metrics::new()),
             journal: None,
         }
@@ -147,9 +135,6 @@ impl WorkerReport {
     }
 }
 
-/// How long job tasks may take to deliver their failure results once cancelled at shutdown.
-const REPORT_GRACE: Duration = Duration::from_secs(30);
-
 /// Runs the worker until `shutdown` resolves or `max_jobs` jobs have ended.
 pub async fn run<A: JobApi, H: JobHandler>(
     api: Arc<A>,
@@ -161,171 +146,80 @@ pub async fn run<A: JobApi, H: JobHandler>(
     let metrics = settings.metrics.clone();
     metrics.set_concurrency(concurrency);
     let api = Arc::new(MeteredJobApi::new(api, metrics.clone()));
-    let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
-    let hooks = job_task::JobHooks {
-        metrics: metrics.clone(),
-        progress_log_min_bytes: settings.progress_log_min_bytes,
-        journal: settings.journal.clone(),
-    };
-    let cancel = CancellationToken::new();
-    let mut tasks: JoinSet<JobEnd> = JoinSet::new();
-    let mut report = WorkerReport::default();
-    let mut idle = Backoff::idle(settings.poll_min_interval, settings.poll_max_interval);
-    let mut errors = Backoff::errors(settings.error_base_interval, settings.error_max_interval);
-    let mut throttles = Backoff::throttled(
-        settings.throttle_base_interval,
-        settings.throttle_max_interval,
-    );
-    let gather_delay = settings.gather_delay.min(settings.poll_min_interval / 2);
-    // When the last poll returned jobs: the start of the busy window.
-    let mut last_received: Option<Instant> = None;
-    // While some slots are free and jobs still run: when to stop gathering and poll. Cleared
-    // when a poll returns jobs, so the next partly free state gathers afresh; kept (in the
-    // past) after empty or failed polls, whose own wait already did the gathering.
-    let mut gather_until: Option<Instant> = None;
-    tokio::pin!(shutdown);
+    let mut tasks = JobTasks::new(api.clone(), handler, &settings);
     if let Some(journal) = &settings.journal {
-        match journal.pending() {
-            Ok(entries) => {
-                if !entries.is_empty() {
-                    info!(
-                        jobs = entries.len(),
-                        "resuming jobs acknowledged before the last stop"
-                    );
-                }
-                for entry in entries {
-                    tasks.spawn(job_task::recover_job(
-                        api.clone(),
-                        handler.clone(),
-                        entry,
-                        cancel.child_token(),
-                        hooks.clone(),
-                        journal.clone(),
-                    ));
-                }
-            }
-            Err(error) => {
-                error!(error = %crate::pipeline::failure::inline_chain(&error), "could not read the job journal")
-            }
-        }
+        tasks.resume_journaled(journal);
     }
+    let mut pacer = Pacer::new(&settings);
+    let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
+    tokio::pin!(shutdown);
     info!(concurrency, "worker started; polling for jobs");
 
-    'poll: loop {
-        while let Some(joined) = tasks.try_join_next() {
-            record(&mut report, joined);
-        }
-        let in_flight = tasks.len();
-        let remaining = settings
-            .max_jobs
-            .map(|max| max.saturating_sub(report.finished() + in_flight as u64));
+    loop {
+        tasks.reap();
         if settings
             .max_jobs
-            .is_some_and(|max| report.finished() >= max)
+            .is_some_and(|max| tasks.report().finished() >= max)
         {
-            info!(jobs = report.finished(), "reached --max-jobs; stopping");
+            info!(
+                jobs = tasks.report().finished(),
+                "reached --max-jobs; stopping"
+            );
             break;
         }
-        let free = concurrency.saturating_sub(in_flight);
-        let batch = remaining.map_or(free, |left| free.min(left as usize));
+        let (batch, more_would_help) = tasks.batch(concurrency, settings.max_jobs);
         if batch == 0 {
             // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
-            tokio::select! {
-                Some(joined) = tasks.join_next() => record(&mut report, joined),
-                () = &mut shutdown => break 'poll,
+            if !tasks.wait_for_one(&mut shutdown).await {
+                break;
             }
             continue;
         }
-        // Some slots free, others still running, and a finishing job would let us ask for more:
-        // gather instead of polling for a partial batch.
-        let more_would_help = remaining.is_none_or(|left| (free as u64) < left);
-        if in_flight > 0 && more_would_help {
-            let deadline = *gather_until.get_or_insert_with(|| Instant::now() + gather_delay);
-            if Instant::now() < deadline {
-                tokio::select! {
-                    Some(joined) = tasks.join_next() => record(&mut report, joined),
-                    () = tokio::time::sleep_until(deadline) => {}
-                    () = &mut shutdown => break 'poll,
-                }
-                continue;
+        if let Some(deadline) = pacer.gather_until(Instant::now(), tasks.len(), more_would_help) {
+            if !tasks.wait_until(deadline, true, &mut shutdown).await {
+                break;
             }
+            continue;
         }
 
         let polled = tokio::select! {
             polled = api.poll_for_jobs(batch) => polled,
-            () = &mut shutdown => break 'poll,
+            () = &mut shutdown => break,
         };
-        let delay = match polled {
+        let result = match &polled {
+            Ok(jobs) if !jobs.is_empty() => PollResult::Jobs,
+            Ok(_) => PollResult::Empty,
+            Err(JobApiError::Throttled { .. }) => PollResult::Throttled,
+            Err(_) => PollResult::Failed,
+        };
+        let delay = pacer.after_poll(Instant::now(), result, tasks.len());
+        match polled {
             Ok(jobs) if !jobs.is_empty() => {
-                idle.reset();
-                errors.reset();
-                throttles.reset();
-                last_received = Some(Instant::now());
-                gather_until = None;
                 debug!(count = jobs.len(), "received jobs");
-                for (index, job) in jobs.into_iter().enumerate() {
-                    if index >= batch {
-                        // Never acknowledged, so CodePipeline hands it to a worker with room.
-                        warn!(job_id = %job.id, "PollForJobs returned more jobs than asked for; leaving this one");
-                        continue;
-                    }
-                    tasks.spawn(job_task::run_job(
-                        api.clone(),
-                        handler.clone(),
-                        job,
-                        cancel.child_token(),
-                        hooks.clone(),
-                    ));
-                }
+                tasks.start(jobs, batch);
                 continue;
             }
-            Ok(_) => {
-                errors.reset();
-                throttles.reset();
-                heartbeat.idle_poll(&report, tasks.len());
-                let busy = !tasks.is_empty()
-                    || last_received.is_some_and(|at| at.elapsed() < settings.busy_window);
-                if busy {
-                    // More work is likely soon: keep the short pace, and do not grow the idle
-                    // backoff, so once the window has passed it starts from the minimum.
-                    idle.shortest_delay()
-                } else {
-                    idle.next_delay()
-                }
-            }
+            Ok(_) => heartbeat.idle_poll(tasks.report(), tasks.len()),
             Err(error) if error.is_transient() => {
-                let delay = match error {
-                    // Pace, do not sleep: the allowed rate is there to be used soon.
-                    JobApiError::Throttled { .. } => throttles.next_delay(),
-                    _ => errors.next_delay(),
-                };
-                warn!(%error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off");
-                delay
+                warn!(%error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off")
             }
-            Err(error) => {
-                let delay = errors.next_delay();
-                error!(
-                    %error,
-                    retry_in_ms = delay.as_millis() as u64,
-                    "PollForJobs was rejected; check the action type flags and the worker's IAM permissions"
-                );
-                delay
-            }
-        };
-        let sleep = tokio::time::sleep(delay);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                () = &mut sleep => break,
-                () = &mut shutdown => break 'poll,
-                // A finished job frees a slot but does not cut the wait short: the wait is what
-                // keeps an idle or throttled worker's request rate down.
-                Some(joined) = tasks.join_next() => record(&mut report, joined),
-            }
+            Err(error) => error!(
+                %error,
+                retry_in_ms = delay.as_millis() as u64,
+                "PollForJobs was rejected; check the action type flags and the worker's IAM permissions"
+            ),
+        }
+        // A finished job frees a slot but does not cut the wait short: the wait is what keeps
+        // an idle or throttled worker's request rate down.
+        if !tasks
+            .wait_until(Instant::now() + delay, false, &mut shutdown)
+            .await
+        {
+            break;
         }
     }
 
-    drain(&mut tasks, &mut report, &cancel, settings.drain_timeout).await;
+    let report = tasks.drain(settings.drain_timeout).await;
     metrics.set_stopped();
     info!(
         succeeded = report.succeeded,
@@ -335,59 +229,4 @@ pub async fn run<A: JobApi, H: JobHandler>(
         "worker stopped"
     );
     report
-}
-
-/// Lets in-flight jobs finish within `drain_timeout`, then cancels the rest, which report
-/// themselves as failed.
-async fn drain(
-    tasks: &mut JoinSet<JobEnd>,
-    report: &mut WorkerReport,
-    cancel: &CancellationToken,
-    drain_timeout: Duration,
-) {
-    if tasks.is_empty() {
-        return;
-    }
-    info!(
-        in_flight = tasks.len(),
-        timeout_s = drain_timeout.as_secs(),
-        "draining in-flight jobs"
-    );
-    let finished = tokio::time::timeout(drain_timeout, async {
-        while let Some(joined) = tasks.join_next().await {
-            record(report, joined);
-        }
-    })
-    .await;
-    if finished.is_ok() {
-        return;
-    }
-    warn!(
-        in_flight = tasks.len(),
-        "drain timeout reached; reporting unfinished jobs as failed"
-    );
-    cancel.cancel();
-    let reported = tokio::time::timeout(REPORT_GRACE, async {
-        while let Some(joined) = tasks.join_next().await {
-            record(report, joined);
-        }
-    })
-    .await;
-    if reported.is_err() {
-        error!(
-            in_flight = tasks.len(),
-            "could not report every unfinished job before exiting"
-        );
-        tasks.abort_all();
-    }
-}
-
-fn record(report: &mut WorkerReport, joined: Result<JobEnd, tokio::task::JoinError>) {
-    match joined {
-        Ok(end) => report.record(end),
-        Err(join_error) => {
-            error!(%join_error, "a job task ended abnormally");
-            report.undelivered += 1;
-        }
-    }
 }

@@ -250,3 +250,93 @@ async fn publish_exit_codes_tell_failure_from_nothing_to_publish() {
     assert_eq!(output.status.code(), Some(1));
     assert_snapshot("publish_no_password", &stderr(&output));
 }
+
+#[tokio::test]
+async fn publish_path_publishes_build_info_like_a_job() {
+    let environment = environment().await;
+    let home = tempfile::tempdir().unwrap();
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/firmware/build-output"
+    );
+    let password = [("PIPELINE_PUBLISHER_PASSWORD", DEMO_PASSWORD)];
+    let registry = [
+        "--artifactory-host",
+        environment.registry.base_url.as_str(),
+        "--repo-key",
+        DEMO_REPO,
+        "--user-name",
+        DEMO_USER,
+    ];
+
+    // Defaults: the pipeline name and the execution id, as a job has them.
+    let mut args = vec![
+        "publish",
+        example,
+        "--target-path",
+        "nestbox-cam/2.4.2",
+        "--pipeline-name",
+        "nestbox-firmware",
+        "--execution-id",
+        "local-exec-7",
+    ];
+    args.extend(registry);
+    let output = run(command(home.path(), &password), &args).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let build = environment
+        .registry
+        .registry
+        .build_info("nestbox-firmware", "local-exec-7")
+        .expect("publish PATH published build info");
+    let artifacts = build["modules"][0]["artifacts"].as_array().unwrap();
+    assert_eq!(artifacts.len(), 3, "{build:#}");
+    let stored = environment.registry.registry.artifacts(DEMO_REPO);
+    for artifact in artifacts {
+        assert!(
+            stored.iter().any(|file| file.sha256 == artifact["sha256"]),
+            "{artifact} is not what was deployed"
+        );
+    }
+
+    // --build-name / --build-number name the build and the files' build properties alike.
+    let mut args = vec![
+        "publish",
+        example,
+        "--target-path",
+        "nestbox-cam/2.4.3",
+        "--build-name",
+        "nestbox-cam-release",
+        "--build-number",
+        "243",
+    ];
+    args.extend(registry);
+    let output = run(command(home.path(), &password), &args).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        environment
+            .registry
+            .registry
+            .build_info("nestbox-cam-release", "243")
+            .is_some()
+    );
+    let released = environment
+        .registry
+        .registry
+        .artifacts(DEMO_REPO)
+        .into_iter()
+        .filter(|file| file.path.starts_with("nestbox-cam/2.4.3/"))
+        .collect::<Vec<_>>();
+    assert_eq!(released.len(), 3);
+    for file in released {
+        assert_eq!(
+            file.properties.get("build.name").map(Vec::as_slice),
+            Some(&["nestbox-cam-release".to_owned()][..]),
+            "{}",
+            file.path
+        );
+        assert_eq!(
+            file.properties.get("build.number").map(Vec::as_slice),
+            Some(&["243".to_owned()][..])
+        );
+    }
+}

@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP servers on 127.0.0.1 (the mock registry, the AWS stand-ins,
 //! scripted peers) and the real binary, linked once as one test binary.
 
+mod architecture;
 mod bad_inputs;
 mod cli_commands;
 mod cli_help;
@@ -9,6 +10,8 @@ mod competing_workers;
 mod demo_output;
 mod formats_mock;
 mod formats_wire;
+mod metrics_exposition;
+mod plan_failures;
 mod property_tests;
 mod registry_connection_faults;
 mod registry_faults;

@@ -96,10 +96,39 @@ fn assert_no_secret(haystack: &str, secrets: &[String], what: &str) {
     }
 }
 
-// One test for both formats: the capture relies on a thread-local subscriber, and tracing
-// caches per-callsite interest process-wide, so two captures must not run side by side.
-#[tokio::test(flavor = "current_thread")]
-async fn trace_level_logs_and_result_messages_hold_no_secret() {
+/// Set in the child process that does the capture.
+const CAPTURE_CHILD: &str = "PIPELINE_PUBLISHER_SECRETS_CAPTURE_CHILD";
+
+// The capture relies on a thread-local subscriber, and tracing caches per-callsite interest
+// process-wide: any other test of this binary logging at the same time (without a subscriber)
+// would turn the worker's callsites off for the capture. So the test runs itself again, alone,
+// in a process of its own, and checks that the run there passed.
+#[test]
+fn trace_level_logs_and_result_messages_hold_no_secret() {
+    if std::env::var_os(CAPTURE_CHILD).is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(capture_and_check());
+        return;
+    }
+    let name = "secrets_stay_secret::trace_level_logs_and_result_messages_hold_no_secret";
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CAPTURE_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the capture failed:\n{stdout}\n{stderr}"
+    );
+}
+
+// One capture for both formats, so two captures never run side by side.
+async fn capture_and_check() {
     let (logs, messages, secrets) = run_jobs_capturing(LogFormat::Text).await;
     assert!(
         logs.contains("job acknowledged"),

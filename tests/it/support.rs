@@ -1,8 +1,8 @@
 //! Shared by the tests that run the real binary: a clean environment, the worker command line an
 //! operator would use against the stand-ins, a minimal firmware job, and snapshot comparison of
-//! long outputs with files under `tests/snapshots/` (`UPDATE_SNAPSHOTS=1` rewrites them).
+//! long outputs with insta snapshots under `tests/snapshots/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -12,25 +12,17 @@ use pipeline_publisher::demo::{
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobSpec, Sandbox};
 
-/// Compares `actual` with `tests/snapshots/NAME.txt`.
+/// Compares `actual` with the insta snapshot `tests/snapshots/NAME.snap`. A difference fails
+/// the test and leaves `NAME.snap.new` beside it: review with `cargo insta review`, or accept
+/// every new output with `INSTA_UPDATE=always cargo test --test it`.
 pub fn assert_snapshot(name: &str, actual: &str) {
-    let path: PathBuf = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/snapshots")
-        .join(format!("{name}.txt"));
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "no snapshot {}; run with UPDATE_SNAPSHOTS=1 to create it. Actual:\n{actual}",
-            path.display()
-        )
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(name, actual);
     });
-    assert!(
-        expected == actual,
-        "snapshot {name} differs (UPDATE_SNAPSHOTS=1 to accept)\n--- expected\n{expected}\n--- actual\n{actual}"
-    );
 }
 
 /// The binary with an empty environment (no AWS config files, no IMDS), plus `env`.

@@ -7,11 +7,12 @@ use pipeline_publisher::demo::{
     DEMO_PASSWORD, DEMO_REPO, DEMO_USER, FIRMWARE_EXAMPLE, LocalEnvironment,
 };
 use pipeline_publisher::mock_registry::{MockRegistryConfig, RequestAuth};
+use pipeline_publisher::pipeline::JobSuccess;
 use pipeline_publisher::pipeline::properties;
-use pipeline_publisher::pipeline::{Job, JobError, JobSuccess};
+use pipeline_publisher::publish::JobError;
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{JobResult, RecordedCall};
-use pipeline_publisher::worker::{JobContext, JobHandler};
+use pipeline_publisher::worker::{ClaimedJob, JobContext, JobHandler};
 use sha2::{Digest, Sha256};
 
 const REVISION: &str = "9c1e5a2f7b3d4e6a8c0b1d2e3f4a5b6c7d8e9f01";
@@ -387,7 +388,9 @@ async fn an_older_registry_without_the_access_api_gets_a_legacy_token() {
 struct PanickingHandler;
 
 impl JobHandler for PanickingHandler {
-    async fn handle(&self, _job: Job, _context: JobContext) -> Result<JobSuccess, JobError> {
+    type Error = JobError;
+
+    async fn handle(&self, _job: ClaimedJob, _context: JobContext) -> Result<JobSuccess, JobError> {
         panic!("the flux capacitor is out of alignment");
     }
 }

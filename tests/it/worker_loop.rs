@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipeline_publisher::pipeline::{
-    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobData, JobError, JobFailure,
-    JobSuccess,
+    Acknowledgement, FailureType, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess,
 };
-use pipeline_publisher::worker::{self, JobContext, JobHandler, WorkerSettings};
+use pipeline_publisher::publish::JobError;
+use pipeline_publisher::worker::{self, ClaimedJob, JobContext, JobHandler, WorkerSettings};
 use tokio::sync::{Notify, oneshot};
 
 #[derive(Default)]
@@ -160,7 +160,9 @@ impl JobApi for FakeJobApi {
 struct Instant;
 
 impl JobHandler for Instant {
-    async fn handle(&self, job: Job, _context: JobContext) -> Result<JobSuccess, JobError> {
+    type Error = JobError;
+
+    async fn handle(&self, job: ClaimedJob, _context: JobContext) -> Result<JobSuccess, JobError> {
         Ok(JobSuccess {
             summary: format!("did {}", job.id),
             ..JobSuccess::default()
@@ -180,7 +182,9 @@ struct Gate {
 struct Gated(Arc<Gate>);
 
 impl JobHandler for Gated {
-    async fn handle(&self, job: Job, _context: JobContext) -> Result<JobSuccess, JobError> {
+    type Error = JobError;
+
+    async fn handle(&self, job: ClaimedJob, _context: JobContext) -> Result<JobSuccess, JobError> {
         let gate = &self.0;
         let now = gate.running.fetch_add(1, Ordering::SeqCst) + 1;
         gate.peak.fetch_max(now, Ordering::SeqCst);
@@ -198,7 +202,9 @@ impl JobHandler for Gated {
 struct Timed(HashMap<&'static str, Duration>);
 
 impl JobHandler for Timed {
-    async fn handle(&self, job: Job, _context: JobContext) -> Result<JobSuccess, JobError> {
+    type Error = JobError;
+
+    async fn handle(&self, job: ClaimedJob, _context: JobContext) -> Result<JobSuccess, JobError> {
         let duration = self.0.get(job.id.as_str()).copied().unwrap_or_default();
         tokio::time::sleep(duration).await;
         Ok(JobSuccess {

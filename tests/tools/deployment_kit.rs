@@ -2304,6 +2304,20 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
         ));
     }
 
+    let builds_production_worker = instructions.iter().any(|(keyword, arguments)| {
+        keyword == "RUN"
+            && arguments.contains("cargo build")
+            && arguments.contains("--release")
+            && arguments.contains("--no-default-features")
+    });
+    if !builds_production_worker {
+        problems.push(
+            "the build stage should build the production worker without the stand-ins: \
+             cargo build --release --no-default-features"
+                .to_owned(),
+        );
+    }
+
     let runtime = stages.last().cloned().unwrap_or_default();
     let last = |keyword: &str| {
         runtime

@@ -7,3 +7,4 @@ mod deployment_kit;
 mod formats_real_clients;
 mod mock_registry_real_clients;
 mod mock_registry_real_dpkg;
+mod npm_pack_parity;

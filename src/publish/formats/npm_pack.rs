@@ -2,7 +2,7 @@
 //!
 //! Which files: with a `files` field, what it names (a directory means everything under it,
 //! `!pattern` excludes); without one, everything except what `.npmignore` (else `.gitignore`)
-//! excludes. `package.json`, README, LICENSE/LICENCE, COPYING, `main` and `bin` files are always
+//! excludes (gitignore rules, matched by the `ignore` crate). `package.json`, README, LICENSE/LICENCE, COPYING, `main` and `bin` files are always
 //! included; version-control directories, `node_modules`, `.npmrc`, lock files, editor swap
 //! files and the ignore files themselves never are. Bundled dependencies are not supported.
 //!
@@ -16,11 +16,41 @@ use std::path::Path;
 
 use flate2::Compression;
 use flate2::GzBuilder;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde_json::Value;
 
-use crate::publish::formats::npm::NpmManifest;
-use crate::publish::formats::{MAX_METADATA_BYTES, read_limited};
+use crate::publish::formats::npm::{ManifestError, NpmManifest};
+use crate::publish::formats::{MetadataError, WorkspaceError, WorkspaceFailure, read_extracted};
 use crate::publish::pattern::Pattern;
+
+/// Why a package directory cannot be packed.
+#[derive(Debug, thiserror::Error)]
+pub enum PackError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(transparent)]
+    ManifestUnreadable(#[from] MetadataError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("its package.json \"files\" field is not a list; make it a list of paths and globs")]
+    FilesNotAList,
+    #[error("its {file} has a line that is not a valid pattern; fix or remove it")]
+    IgnoreRule {
+        file: &'static str,
+        #[source]
+        source: ignore::Error,
+    },
+}
+
+impl WorkspaceFailure for PackError {
+    fn into_workspace(self) -> Result<WorkspaceError, Self> {
+        match self {
+            PackError::Workspace(error)
+            | PackError::ManifestUnreadable(MetadataError::Workspace(error)) => Ok(error),
+            other => Err(other),
+        }
+    }
+}
 
 /// The modification time npm gives every entry: 1985-10-26T08:15:00Z.
 const NPM_MTIME: u64 = 499_162_500;
@@ -52,14 +82,16 @@ const NEVER_AT_ROOT: &[&str] = &[
 ];
 
 /// Reads the manifest of the package directory `dir`.
-pub fn read_directory_manifest(dir: &Path) -> Result<NpmManifest, String> {
-    let file = File::open(dir.join("package.json"))
-        .map_err(|error| format!("could not open its package.json ({error})"))?;
-    NpmManifest::parse(&read_limited(file, MAX_METADATA_BYTES, "package.json")?)
+pub fn read_directory_manifest(dir: &Path) -> Result<NpmManifest, PackError> {
+    let bytes = read_extracted(&dir.join("package.json"), "package.json")?;
+    Ok(NpmManifest::parse(&bytes)?)
 }
 
+/// A packed file's path relative to the package directory, with `/` separators.
+pub type PackedPath = String;
+
 /// The files of `dir` that npm would pack, `/`-separated and sorted.
-pub fn packed_files(dir: &Path, manifest: &NpmManifest) -> Result<Vec<String>, String> {
+pub fn packed_files(dir: &Path, manifest: &NpmManifest) -> Result<Vec<PackedPath>, PackError> {
     let mut all = Vec::new();
     walk(dir, "", &mut all)?;
     all.sort();
@@ -95,22 +127,19 @@ pub fn packed_files(dir: &Path, manifest: &NpmManifest) -> Result<Vec<String>, S
                 .cloned()
                 .collect()
         }
-        Some(_) => return Err("its package.json \"files\" field is not a list".into()),
-        None => {
-            let rules = ignore_rules(dir)?;
-            all.iter()
+        Some(_) => return Err(PackError::FilesNotAList),
+        None => match ignore_matcher(dir)? {
+            Some(matcher) => all
+                .iter()
                 .filter(|path| {
-                    let mut ignored = false;
-                    for (ignore, rule) in &rules {
-                        if ignore_matches(rule, path) {
-                            ignored = *ignore;
-                        }
-                    }
-                    !ignored
+                    !matcher
+                        .matched_path_or_any_parents(path.as_str(), false)
+                        .is_ignore()
                 })
                 .cloned()
-                .collect()
-        }
+                .collect(),
+            None => all.clone(),
+        },
     };
     let mut files: Vec<String> = all
         .iter()
@@ -126,9 +155,9 @@ pub fn pack_directory(
     dir: &Path,
     manifest: &NpmManifest,
     output: &Path,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<PackedPath>, PackError> {
     let files = packed_files(dir, manifest)?;
-    let write_error = |error: std::io::Error| format!("could not write its tarball: {error}");
+    let write_error = |source: std::io::Error| WorkspaceError::new("write", output, source);
     let out = File::create(output).map_err(write_error)?;
     let gzip = GzBuilder::new()
         .mtime(0)
@@ -137,8 +166,8 @@ pub fn pack_directory(
     builder.mode(tar::HeaderMode::Deterministic);
     for relative in &files {
         let source = dir.join(relative);
-        let metadata = fs::metadata(&source)
-            .map_err(|error| format!("could not read `{relative}`: {error}"))?;
+        let read_error = |error: std::io::Error| WorkspaceError::new("read", &source, error);
+        let metadata = fs::metadata(&source).map_err(read_error)?;
         let executable = is_executable(&metadata);
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::Regular);
@@ -147,8 +176,7 @@ pub fn pack_directory(
         header.set_mtime(NPM_MTIME);
         header.set_uid(0);
         header.set_gid(0);
-        let file =
-            File::open(&source).map_err(|error| format!("could not read `{relative}`: {error}"))?;
+        let file = File::open(&source).map_err(read_error)?;
         builder
             .append_data(&mut header, format!("package/{relative}"), file)
             .map_err(write_error)?;
@@ -170,12 +198,11 @@ fn is_executable(_metadata: &fs::Metadata) -> bool {
     false
 }
 
-fn walk(root: &Path, prefix: &str, files: &mut Vec<String>) -> Result<(), String> {
+fn walk(root: &Path, prefix: &str, files: &mut Vec<String>) -> Result<(), WorkspaceError> {
     let dir = root.join(prefix);
-    let entries =
-        fs::read_dir(&dir).map_err(|error| format!("could not list `{prefix}`: {error}"))?;
-    for entry in entries {
-        let entry = entry.map_err(|error| format!("could not list `{prefix}`: {error}"))?;
+    let list_error = |source| WorkspaceError::new("list", &dir, source);
+    for entry in fs::read_dir(&dir).map_err(list_error)? {
+        let entry = entry.map_err(list_error)?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let relative = if prefix.is_empty() {
             name
@@ -184,7 +211,7 @@ fn walk(root: &Path, prefix: &str, files: &mut Vec<String>) -> Result<(), String
         };
         let kind = entry
             .file_type()
-            .map_err(|error| format!("could not read `{relative}`: {error}"))?;
+            .map_err(|source| WorkspaceError::new("read", entry.path(), source))?;
         if kind.is_dir() {
             walk(root, &relative, files)?;
         } else if kind.is_file() {
@@ -248,39 +275,24 @@ fn always_included(manifest: &NpmManifest) -> impl Fn(&str) -> bool + '_ {
     }
 }
 
-/// `(ignore, pattern)` rules from `.npmignore`, else `.gitignore`, at the package root.
-fn ignore_rules(dir: &Path) -> Result<Vec<(bool, String)>, String> {
-    let file = [".npmignore", ".gitignore"]
-        .iter()
-        .map(|name| dir.join(name))
-        .find(|path| path.is_file());
-    let Some(file) = file else {
-        return Ok(Vec::new());
+/// The gitignore rules of `.npmignore`, else `.gitignore`, at the package root; `None` when
+/// there is neither.
+fn ignore_matcher(dir: &Path) -> Result<Option<Gitignore>, PackError> {
+    let Some((name, path)) = [".npmignore", ".gitignore"]
+        .into_iter()
+        .map(|name| (name, dir.join(name)))
+        .find(|(_, path)| path.is_file())
+    else {
+        return Ok(None);
     };
-    let text = fs::read_to_string(&file)
-        .map_err(|error| format!("could not read {}: {error}", file.display()))?;
-    Ok(text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.strip_prefix('!') {
-            Some(negated) => (false, negated.to_owned()),
-            None => (true, line.to_owned()),
-        })
-        .collect())
-}
-
-/// gitignore matching: a pattern without an inner `/` matches a name at any depth (file or
-/// directory); with one, it is anchored at the package root.
-fn ignore_matches(rule: &str, path: &str) -> bool {
-    let rule = rule.trim_end_matches('/');
-    let anchored = rule.trim_start_matches('/').contains('/') || rule.starts_with('/');
-    let rule = rule.trim_start_matches('/');
-    if anchored {
-        return names(rule, path);
+    let text =
+        fs::read_to_string(&path).map_err(|source| WorkspaceError::new("read", &path, source))?;
+    let rule_error = |source| PackError::IgnoreRule { file: name, source };
+    let mut builder = GitignoreBuilder::new(dir);
+    for line in text.lines() {
+        builder.add_line(None, line.trim()).map_err(rule_error)?;
     }
-    let pattern = Pattern::segment_wise(rule);
-    path.split('/').any(|segment| pattern.is_match(segment))
+    Ok(Some(builder.build().map_err(rule_error)?))
 }
 
 #[cfg(test)]

@@ -8,7 +8,49 @@ use std::path::Path;
 
 use flate2::read::GzDecoder;
 
-use crate::publish::formats::{MAX_METADATA_BYTES, read_limited};
+use crate::publish::formats::{
+    MAX_METADATA_BYTES, MetadataError, WorkspaceError, WorkspaceFailure, read_limited,
+};
+
+/// Why a wheel's or an sdist's core metadata cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PythonError {
+    #[error(transparent)]
+    Workspace(#[from] WorkspaceError),
+    #[error(
+        "its file name is not a wheel name ({{name}}-{{version}}-{{python}}-{{abi}}-{{platform}}.whl); \
+         keep the name the build gave it"
+    )]
+    WheelName,
+    #[error("it is not a readable wheel (zip) archive; build it again")]
+    NotZip(#[source] zip::result::ZipError),
+    #[error("it has no *.dist-info/METADATA, so it is not a wheel")]
+    NoWheelMetadata,
+    #[error("could not read {member}; build the wheel again")]
+    WheelMember {
+        member: String,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    #[error("it is not a gzip'd tar archive")]
+    NotTarGz(#[source] std::io::Error),
+    #[error("it is not a readable tar.gz")]
+    Unreadable(#[source] std::io::Error),
+    #[error(transparent)]
+    MetadataUnreadable(#[from] MetadataError),
+    #[error("its metadata has no {field}; fix the package's build configuration")]
+    MissingField { field: &'static str },
+}
+
+impl WorkspaceFailure for PythonError {
+    fn into_workspace(self) -> Result<WorkspaceError, Self> {
+        match self {
+            PythonError::Workspace(error)
+            | PythonError::MetadataUnreadable(MetadataError::Workspace(error)) => Ok(error),
+            other => Err(other),
+        }
+    }
+}
 
 /// A wheel or sdist and its metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,19 +154,15 @@ pub fn is_wheel(file_name: &str) -> bool {
 }
 
 /// Reads a wheel's metadata; `file_name` gives the python tag.
-pub fn read_wheel(path: &Path, file_name: &str) -> Result<PythonDistribution, String> {
+pub fn read_wheel(path: &Path, file_name: &str) -> Result<PythonDistribution, PythonError> {
     let stem = file_name.trim_end_matches(".whl");
     let parts: Vec<&str> = stem.split('-').collect();
     if parts.len() < 5 {
-        return Err(
-            "its file name is not a wheel name ({name}-{version}-{python}-{abi}-{platform}.whl)"
-                .into(),
-        );
+        return Err(PythonError::WheelName);
     }
     let pyversion = parts[parts.len() - 3].to_owned();
-    let file = File::open(path).map_err(|error| format!("could not open it: {error}"))?;
-    let mut zip = zip::ZipArchive::new(BufReader::new(file))
-        .map_err(|error| format!("it is not a readable wheel (zip) archive ({error})"))?;
+    let file = File::open(path).map_err(|source| WorkspaceError::new("open", path, source))?;
+    let mut zip = zip::ZipArchive::new(BufReader::new(file)).map_err(PythonError::NotZip)?;
     let metadata_name = zip
         .file_names()
         .filter_map(Result::ok)
@@ -134,23 +172,24 @@ pub fn read_wheel(path: &Path, file_name: &str) -> Result<PythonDistribution, St
                 (Some(dir), Some("METADATA"), None) if dir.ends_with(".dist-info"))
         })
         .map(|name| name.into_owned())
-        .ok_or("it has no *.dist-info/METADATA, so it is not a wheel")?;
+        .ok_or(PythonError::NoWheelMetadata)?;
     let entry = zip
         .by_name(&metadata_name)
-        .map_err(|error| format!("could not read {metadata_name} ({error})"))?;
+        .map_err(|source| PythonError::WheelMember {
+            member: metadata_name.clone(),
+            source,
+        })?;
     let text = read_limited(entry, MAX_METADATA_BYTES, "METADATA")?;
     distribution(&text, "bdist_wheel", pyversion)
 }
 
 /// Reads an sdist's `PKG-INFO`; `None` when the archive has none (not an sdist).
-pub fn read_sdist(path: &Path) -> Result<Option<PythonDistribution>, String> {
-    let file = File::open(path).map_err(|error| format!("could not open it: {error}"))?;
+pub fn read_sdist(path: &Path) -> Result<Option<PythonDistribution>, PythonError> {
+    let file = File::open(path).map_err(|source| WorkspaceError::new("open", path, source))?;
     let mut archive = tar::Archive::new(GzDecoder::new(file));
-    let entries = archive
-        .entries()
-        .map_err(|error| format!("it is not a gzip'd tar archive ({error})"))?;
+    let entries = archive.entries().map_err(PythonError::NotTarGz)?;
     for entry in entries {
-        let entry = entry.map_err(|error| format!("it is not a readable tar.gz ({error})"))?;
+        let entry = entry.map_err(PythonError::Unreadable)?;
         let entry_path = entry
             .path()
             .map(|path| path.to_string_lossy().trim_start_matches("./").to_owned())
@@ -171,7 +210,7 @@ fn distribution(
     text: &[u8],
     filetype: &'static str,
     pyversion: String,
-) -> Result<PythonDistribution, String> {
+) -> Result<PythonDistribution, PythonError> {
     let text = String::from_utf8_lossy(text);
     let headers = parse_headers(&text);
     let header = |name: &str| {
@@ -181,9 +220,10 @@ fn distribution(
             .map(|(_, value)| value.clone())
             .filter(|value| !value.is_empty())
     };
-    let name = header("Name").ok_or("its metadata has no Name")?;
-    let version = header("Version").ok_or("its metadata has no Version")?;
-    header("Metadata-Version").ok_or("its metadata has no Metadata-Version")?;
+    let missing = |field| PythonError::MissingField { field };
+    let name = header("Name").ok_or_else(|| missing("Name"))?;
+    let version = header("Version").ok_or_else(|| missing("Version"))?;
+    header("Metadata-Version").ok_or_else(|| missing("Metadata-Version"))?;
     Ok(PythonDistribution {
         name,
         version,

@@ -1,0 +1,206 @@
+//! The loop's running jobs: one task per claimed job in a `JoinSet`, the tally of how they
+//! ended, the free-slot arithmetic (including `--max-jobs`), resuming journaled jobs, and the
+//! drain at shutdown.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::error::inline_chain;
+use crate::pipeline::{Job, JobApi};
+use crate::worker::job_task::{self, JobEnd, JobHooks};
+use crate::worker::journal::Journal;
+use crate::worker::{JobHandler, WorkerReport, WorkerSettings};
+
+/// How long job tasks may take to deliver their failure results once cancelled at shutdown.
+const REPORT_GRACE: Duration = Duration::from_secs(30);
+
+pub(crate) struct JobTasks<A, H> {
+    api: Arc<A>,
+    handler: Arc<H>,
+    hooks: JobHooks,
+    cancel: CancellationToken,
+    running: JoinSet<JobEnd>,
+    report: WorkerReport,
+}
+
+impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
+    pub(crate) fn new(api: Arc<A>, handler: Arc<H>, settings: &WorkerSettings) -> Self {
+        Self {
+            api,
+            handler,
+            hooks: JobHooks {
+                metrics: settings.metrics.clone(),
+                journal: settings.journal.clone(),
+            },
+            cancel: CancellationToken::new(),
+            running: JoinSet::new(),
+            report: WorkerReport::default(),
+        }
+    }
+
+    pub(crate) fn report(&self) -> &WorkerReport {
+        &self.report
+    }
+
+    /// Jobs in flight.
+    pub(crate) fn len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Starts a task for each job a process before this one acknowledged but never answered.
+    pub(crate) fn resume_journaled(&mut self, journal: &Arc<Journal>) {
+        let entries = match journal.pending() {
+            Ok(entries) => entries,
+            Err(error) => {
+                error!(error = %inline_chain(&error), "could not read the job journal");
+                return;
+            }
+        };
+        if !entries.is_empty() {
+            info!(
+                jobs = entries.len(),
+                "resuming jobs acknowledged before the last stop"
+            );
+        }
+        for entry in entries {
+            self.running.spawn(job_task::recover_job(
+                self.api.clone(),
+                self.handler.clone(),
+                entry,
+                self.cancel.child_token(),
+                self.hooks.clone(),
+                journal.clone(),
+            ));
+        }
+    }
+
+    /// Starts the polled jobs, at most `batch` of them.
+    pub(crate) fn start(&mut self, jobs: Vec<Job>, batch: usize) {
+        for (index, job) in jobs.into_iter().enumerate() {
+            if index >= batch {
+                // Never acknowledged, so CodePipeline hands it to a worker with room.
+                warn!(job_id = %job.id, "PollForJobs returned more jobs than asked for; leaving this one");
+                continue;
+            }
+            self.running.spawn(job_task::run_job(
+                self.api.clone(),
+                self.handler.clone(),
+                job,
+                self.cancel.child_token(),
+                self.hooks.clone(),
+            ));
+        }
+    }
+
+    /// How many jobs to ask for now, and whether a finishing job would let the loop ask for
+    /// more (so waiting to gather a larger batch is worth it).
+    pub(crate) fn batch(&self, concurrency: usize, max_jobs: Option<u64>) -> (usize, bool) {
+        let in_flight = self.running.len();
+        let free = concurrency.saturating_sub(in_flight);
+        // --max-jobs counts jobs that ended with a result; running ones may still do so.
+        let remaining =
+            max_jobs.map(|max| max.saturating_sub(self.report.finished() + in_flight as u64));
+        let batch = remaining.map_or(free, |left| free.min(usize::try_from(left).unwrap_or(free)));
+        let more_would_help = remaining.is_none_or(|left| (free as u64) < left);
+        (batch, more_would_help)
+    }
+
+    /// Records the jobs that have ended, without waiting.
+    pub(crate) fn reap(&mut self) {
+        while let Some(joined) = self.running.try_join_next() {
+            record(&mut self.report, joined);
+        }
+    }
+
+    /// Waits for one job to end; false when `shutdown` came first.
+    pub(crate) async fn wait_for_one(&mut self, shutdown: &mut Pin<&mut impl Future>) -> bool {
+        tokio::select! {
+            Some(joined) = self.running.join_next() => {
+                record(&mut self.report, joined);
+                true
+            }
+            _ = shutdown.as_mut() => false,
+        }
+    }
+
+    /// Waits until `deadline`, recording jobs that end meanwhile (returning at the first one
+    /// when `until_a_job_ends`); false when `shutdown` came first.
+    pub(crate) async fn wait_until(
+        &mut self,
+        deadline: Instant,
+        until_a_job_ends: bool,
+        shutdown: &mut Pin<&mut impl Future>,
+    ) -> bool {
+        let sleep = tokio::time::sleep_until(deadline);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                () = &mut sleep => return true,
+                _ = shutdown.as_mut() => return false,
+                Some(joined) = self.running.join_next() => {
+                    record(&mut self.report, joined);
+                    if until_a_job_ends {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lets in-flight jobs finish within `drain_timeout`, then cancels the rest, which report
+    /// themselves as failed; returns what the loop did.
+    pub(crate) async fn drain(mut self, drain_timeout: Duration) -> WorkerReport {
+        if self.running.is_empty() {
+            return self.report;
+        }
+        info!(
+            in_flight = self.running.len(),
+            timeout_s = drain_timeout.as_secs(),
+            "draining in-flight jobs"
+        );
+        if self.join_all_within(drain_timeout).await {
+            return self.report;
+        }
+        warn!(
+            in_flight = self.running.len(),
+            "drain timeout reached; reporting unfinished jobs as failed"
+        );
+        self.cancel.cancel();
+        if !self.join_all_within(REPORT_GRACE).await {
+            error!(
+                in_flight = self.running.len(),
+                "could not report every unfinished job before exiting"
+            );
+            self.running.abort_all();
+        }
+        self.report
+    }
+
+    async fn join_all_within(&mut self, timeout: Duration) -> bool {
+        let (running, report) = (&mut self.running, &mut self.report);
+        tokio::time::timeout(timeout, async {
+            while let Some(joined) = running.join_next().await {
+                record(report, joined);
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+fn record(report: &mut WorkerReport, joined: Result<JobEnd, tokio::task::JoinError>) {
+    match joined {
+        Ok(end) => report.record(end),
+        Err(join_error) => {
+            error!(%join_error, "a job task ended abnormally");
+            report.undelivered += 1;
+        }
+    }
+}
