@@ -265,4 +265,10 @@ pub struct DemoArgs {
     /// Directory with the firmware example to publish.
     #[arg(long, env = "PIPELINE_PUBLISHER_DEMO_EXAMPLE")]
     pub example_dir: Option<PathBuf>,
+    /// After the jobs end, keep the stand-ins running and print the registry UI and pipeline view URLs; Ctrl-C stops.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DEMO_SERVE")]
+    pub serve: bool,
+    /// Log at info and print every detail (output variables, file properties) instead of the short summary.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DEMO_VERBOSE")]
+    pub verbose: bool,
 }

@@ -32,9 +32,10 @@ async fn main() -> ExitCode {
             };
         }
     };
-    // The one-shot commands print their own results; their log lines are for problems only,
-    // unless a level was asked for.
-    let one_shot = matches!(cli.command, Command::Publish(_) | Command::Check(_));
+    // The one-shot commands (and a plain `demo`) print their own results; their log lines are
+    // for problems only, unless a level was asked for.
+    let one_shot =
+        matches!(cli.command, Command::Publish(_) | Command::Check(_)) || plain_demo(&cli.command);
     let level = if one_shot && matches.value_source("log_level") == Some(ValueSource::DefaultValue)
     {
         "warn"
@@ -61,4 +62,15 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A `demo` without `--verbose` prints its own summary, like the one-shot commands.
+#[cfg(feature = "stand-ins")]
+fn plain_demo(command: &Command) -> bool {
+    matches!(command, Command::Demo(args) if !args.verbose)
+}
+
+#[cfg(not(feature = "stand-ins"))]
+fn plain_demo(_: &Command) -> bool {
+    false
 }

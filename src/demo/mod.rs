@@ -5,7 +5,9 @@
 //! 127.0.0.1 and builds the real AWS SDK clients against them; the demo and the integration
 //! tests share it. The demo queues the firmware example as a job, the combined camera-agent
 //! build (firmware + npm + Debian + Python, published by its file spec), and one with a broken
-//! configuration, lets the real worker process them, and prints what landed where.
+//! configuration, lets the real worker process them, and prints what landed where: a short
+//! summary (`short_report`), or everything with `--verbose` (`full_report`); `--serve` keeps
+//! the stand-ins up for a browser (`serve`). The jobs themselves are in `scenario`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -16,6 +18,10 @@ use anyhow::Context;
 use aws_credential_types::Credentials;
 
 pub mod camera_agent;
+mod full_report;
+pub mod scenario;
+pub mod serve;
+mod short_report;
 
 use crate::artifacts::ArtifactStore;
 use crate::cli::DemoArgs;
@@ -23,7 +29,7 @@ use crate::mock_registry::{MockRegistryConfig, RunningMockRegistry};
 use crate::pipeline::aws::AwsJobApi;
 use crate::pipeline::{ActionTypeId, properties};
 use crate::publish::{Publisher, PublisherSettings};
-use crate::sandbox::{ArtifactSpec, JobResult, JobSpec, RunningSandbox, SandboxConfig};
+use crate::sandbox::{ArtifactSpec, JobSpec, RunningSandbox, SandboxConfig};
 use crate::worker::{self, JobHandler, WorkerReport, WorkerSettings};
 
 /// The registry user the local environment creates.
@@ -201,187 +207,29 @@ pub fn zip_entries(entries: &[(&str, &[u8])]) -> anyhow::Result<Vec<u8>> {
     Ok(writer.finish()?.into_inner())
 }
 
-/// `pipeline-publisher demo`.
-pub async fn run(_args: DemoArgs) -> anyhow::Result<()> {
+/// `pipeline-publisher demo`: the short summary, or with `--verbose` everything; with
+/// `--serve` the stand-ins stay up afterwards.
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let environment = LocalEnvironment::start().await?;
-    println!("pipeline-publisher demo");
-    println!(
-        "  CodePipeline + S3 stand-in: {}",
-        environment.sandbox.endpoint_url
-    );
-    println!(
-        "  mock Artifactory registry:  {}",
-        environment.registry.base_url
-    );
-    println!();
-
-    let revision = "9c1e5a2f7b3d4e6a8c0b1d2e3f4a5b6c7d8e9f01";
-    let artifact = environment.upload_artifact("BuildOutput", Some(revision), FIRMWARE_EXAMPLE)?;
-    let good_job = environment.queue_job(
-        "nestbox-firmware",
-        environment.firmware_configuration(),
-        vec![artifact.clone()],
-    );
-    let mut broken = environment.firmware_configuration();
-    broken.remove(properties::REPO_KEY);
-    broken.insert(
-        properties::ARTIFACTORY_HOST.into(),
-        "ftp://registry.example".into(),
-    );
-    let broken_job = environment.queue_job("nestbox-firmware", broken, vec![artifact]);
-    let agent_revision = "4b7d0c9e2a1f3e5d6c8b9a0f1e2d3c4b5a697887";
-    let (agent_job, receipt_location) = queue_camera_agent_job(&environment, agent_revision)?;
-    println!(
-        "Queued job {good_job} (firmware 2.4.1), job {broken_job} (broken configuration) and job \
-         {agent_job} (firmware + camera agent as npm, Debian and Python packages, by file spec)."
-    );
-    println!("Running the worker until all three jobs have ended...\n");
-
-    let publisher = environment.publisher(PublisherSettings::default())?;
-    environment.run_worker(publisher, 3).await?;
-
-    for (label, job_id) in [
-        ("Job 1", &good_job),
-        ("Job 2", &broken_job),
-        ("Job 3", &agent_job),
-    ] {
-        let record = environment
-            .sandbox
-            .sandbox
-            .job(job_id)
-            .with_context(|| format!("job {job_id} vanished from the stand-in"))?;
-        println!("{label} ({job_id}):");
-        match record.results.first() {
-            Some(JobResult::Success {
-                summary,
-                external_execution_id,
-                output_variables,
-                ..
-            }) => {
-                println!(
-                    "  PutJobSuccessResult: {}",
-                    summary.as_deref().unwrap_or("")
-                );
-                println!(
-                    "  externalExecutionId: {}",
-                    external_execution_id.as_deref().unwrap_or("-")
-                );
-                for (name, value) in output_variables {
-                    println!("  output variable {name} = {value}");
-                }
-            }
-            Some(JobResult::Failure {
-                failure_type,
-                message,
-                ..
-            }) => {
-                println!("  PutJobFailureResult ({failure_type}):");
-                for line in message.lines() {
-                    println!("    {line}");
-                }
-            }
-            None => println!("  no result was reported"),
-        }
-        println!();
+    let (jobs, receipt_location) = scenario::queue(&environment)?;
+    if args.verbose {
+        full_report::print_start(&environment, &jobs);
+    } else {
+        println!("{}", short_report::start_line());
     }
-
-    print_receipt(&environment, &receipt_location)?;
-
-    println!("Published to {}:", environment.registry.base_url);
-    let repositories = [
-        DEMO_REPO,
-        "camera-agent-debian",
-        "camera-agent-npm",
-        "camera-agent-pypi",
-    ];
-    for artifact in repositories
-        .iter()
-        .flat_map(|repo| environment.registry.registry.artifacts(repo))
-    {
-        println!(
-            "  {}/artifactory/{}/{}",
-            environment.registry.base_url, artifact.repo, artifact.path
-        );
-        println!(
-            "    size {} bytes, sha256 {}",
-            artifact.size, artifact.sha256
-        );
-        let properties: Vec<String> = artifact
-            .properties
-            .iter()
-            .map(|(key, values)| format!("{key}={}", values.join(",")))
-            .collect();
-        println!("    properties: {}", properties.join("; "));
+    let outcome = scenario::run(&environment, jobs, &receipt_location).await?;
+    if args.verbose {
+        full_report::print(&environment, &outcome)?;
+    } else {
+        print!("{}", short_report::render(&environment, &outcome)?);
     }
-    let tokens = environment.registry.registry.tokens();
-    println!(
-        "\nRegistry tokens minted: {}, revoked: {} (the password was used only to mint them).",
-        tokens.len(),
-        tokens.iter().filter(|token| token.revoked).count()
-    );
-    Ok(())
-}
-
-/// Queues the combined camera-agent build with an output artifact for its receipt, encrypted
-/// with a (stand-in) KMS key; returns the job id and where the receipt will be written.
-fn queue_camera_agent_job(
-    environment: &LocalEnvironment,
-    revision: &str,
-) -> anyhow::Result<(String, (String, String))> {
-    let entries = camera_agent::combined_build()?;
-    let borrowed: Vec<(&str, &[u8])> = entries
-        .iter()
-        .map(|(path, bytes)| (path.as_str(), bytes.as_slice()))
-        .collect();
-    let input = environment.upload_artifact("CameraBuild", Some(revision), &borrowed)?;
-    let bucket = SandboxConfig::default().artifact_bucket;
-    let receipt_key = format!("nestbox-camera/PublishRec/{:08x}", rand::random::<u32>());
-    let mut spec = JobSpec::new("nestbox-camera");
-    spec.configuration = environment.camera_agent_configuration();
-    spec.input_artifacts = vec![input];
-    spec.output_artifacts = vec![ArtifactSpec::new("PublishReceipt", &bucket, &receipt_key)];
-    spec.encryption_key_id =
-        Some("arn:aws:kms:eu-west-1:111122223333:key/demo-artifact-key".to_owned());
-    Ok((
-        environment.sandbox.sandbox.queue_job(spec),
-        (bucket, receipt_key),
-    ))
-}
-
-/// Prints what the camera-agent job's `publish-receipt.json` says, one line per file.
-fn print_receipt(
-    environment: &LocalEnvironment,
-    (bucket, key): &(String, String),
-) -> anyhow::Result<()> {
-    let Some(object) = environment.sandbox.sandbox.object(bucket, key) else {
-        println!("Job 3 wrote no publish-receipt.json.\n");
-        return Ok(());
-    };
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(&object.content_path)?)?;
-    let receipt: serde_json::Value =
-        serde_json::from_reader(zip.by_name(crate::publish::output::RECEIPT_FILE)?)?;
-    println!(
-        "Job 3's publish-receipt.json (output artifact, {} with key {}):",
-        object.sse.as_deref().unwrap_or("no encryption"),
-        object.kms_key_id.as_deref().unwrap_or("-")
-    );
-    for file in receipt["files"].as_array().into_iter().flatten() {
-        let package = match &file["package"] {
-            serde_json::Value::Object(package) => format!(
-                "{} {}",
-                package["name"].as_str().unwrap_or(""),
-                package["version"].as_str().unwrap_or("")
-            ),
-            _ => file["sourcePath"].as_str().unwrap_or("").to_owned(),
-        };
+    if args.serve {
+        serve::serve_until_signal(environment).await;
+    } else {
         println!(
-            "  {:<8} {:<40} {} ({})",
-            file["format"].as_str().unwrap_or(""),
-            package,
-            file["targetUrl"].as_str().unwrap_or(""),
-            file["outcome"].as_str().unwrap_or("")
+            "\nRun `pipeline-publisher demo --serve` to keep the stand-ins running and click \
+             through the registry UI and the pipeline view."
         );
     }
-    println!();
     Ok(())
 }

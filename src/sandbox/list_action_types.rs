@@ -1,5 +1,6 @@
 //! `ListActionTypes` for `pipeline-publisher check` (read-only; lists the action types the
-//! sandbox knows, filtered by owner), in front of the job-worker operations in `job_ops`.
+//! sandbox knows, filtered by owner, with the settings and properties they were registered
+//! with), in front of the job-worker operations in `job_ops`.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,9 +26,8 @@ pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Resul
             format!("Malformed request: {error}"),
         )
     })?;
-    let mut action_types: Vec<_> = sandbox
-        .inner
-        .state()
+    let state = sandbox.inner.state();
+    let mut action_types: Vec<_> = state
         .action_types
         .iter()
         .filter(|id| {
@@ -36,7 +36,6 @@ pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Resul
                 .as_ref()
                 .is_none_or(|owner| &id.owner == owner)
         })
-        .cloned()
         .collect();
     action_types.sort_by(|a, b| {
         (&a.category, &a.provider, &a.version).cmp(&(&b.category, &b.provider, &b.version))
@@ -44,6 +43,22 @@ pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Resul
     let action_types: Vec<Value> = action_types
         .into_iter()
         .map(|id| {
+            let definition = state.action_type_definitions.get(id);
+            let (settings, properties, input, output) = match definition {
+                Some(definition) => (
+                    json!(definition.settings),
+                    json!(definition.configuration_properties),
+                    json!(definition.input_artifact_details),
+                    json!(definition.output_artifact_details),
+                ),
+                // Action types only ever polled for, never registered with a definition.
+                None => (
+                    json!({}),
+                    json!([]),
+                    json!({ "minimumCount": 1, "maximumCount": 5 }),
+                    json!({ "minimumCount": 0, "maximumCount": 0 }),
+                ),
+            };
             json!({
                 "id": {
                     "category": id.category,
@@ -51,10 +66,10 @@ pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Resul
                     "provider": id.provider,
                     "version": id.version,
                 },
-                "settings": {},
-                "actionConfigurationProperties": [],
-                "inputArtifactDetails": { "minimumCount": 1, "maximumCount": 5 },
-                "outputArtifactDetails": { "minimumCount": 0, "maximumCount": 0 },
+                "settings": settings,
+                "actionConfigurationProperties": properties,
+                "inputArtifactDetails": input,
+                "outputArtifactDetails": output,
             })
         })
         .collect();

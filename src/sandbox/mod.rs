@@ -9,14 +9,22 @@
 //! - S3 (path-style object GET/HEAD/PUT): only a job's `artifactCredentials` are accepted
 //!   (never [`Sandbox::worker_credentials`]); bodies are streamed to a private temp dir.
 //! - Every request is signature-checked (SigV4) and logged in [`Sandbox::calls`].
+//! - A pipeline view for people (`GET /codesuite/codepipeline/pipelines`, unsigned): the jobs
+//!   as CodePipeline's console shows the action, links rendered from the action type's URL
+//!   templates.
 //!
 //! Map: `model` public types · `state` shared state · `jobs` job creation and JSON ·
 //! `job_api` HTTP layer of the job API · `job_ops` poll/acknowledge/details ·
 //! `job_results` success/failure results · `validate` constraint
 //! checks · `s3` the S3 stand-in · `aws_chunked` upload body decoding · `objects` storage ·
-//! `sigv4` signatures · `ids` generated identifiers.
+//! `sigv4` signatures · `ids` generated identifiers · `action_types` registered action types ·
+//! `console`, `console_page`, `url_templates`, `html` the pipeline view.
 
+mod action_types;
 mod aws_chunked;
+mod console;
+mod console_page;
+mod html;
 mod ids;
 mod job_api;
 mod job_ops;
@@ -29,10 +37,13 @@ mod s3;
 mod sigv4;
 mod state;
 mod sts;
+mod url_templates;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_console;
 #[cfg(test)]
 mod tests_results;
 #[cfg(test)]
@@ -48,6 +59,10 @@ use axum::routing::post;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use action_types::{
+    ActionTypeDefinition, ActionTypeDefinitionError, ActionTypeSettings, ConfigurationProperty,
+};
+pub use console::PIPELINES_PATH;
 pub use model::{
     ActionTypeId, ArtifactSpec, CallOutcome, CredentialsSpec, JobRecord, JobResult, JobSpec,
     JobStatus, RecordedCall, StoredObject,
@@ -102,7 +117,11 @@ impl Sandbox {
                 revoked: false,
             },
         );
-        state.action_types.insert(ActionTypeId::default());
+        let definition = ActionTypeDefinition::pipeline_publisher()?;
+        state.action_types.insert(definition.id.clone());
+        state
+            .action_type_definitions
+            .insert(definition.id.clone(), definition);
         Ok(Self {
             inner: Arc::new(Inner::new(config, storage, worker, state)),
         })
@@ -150,6 +169,16 @@ impl Sandbox {
             shutdown: Some(shutdown),
             task: Some(task),
         })
+    }
+
+    /// Registers an action type as `CreateCustomActionType` would (pipeline-publisher's own,
+    /// from `action-definition.json`, is registered from the start).
+    pub fn register_action_type(&self, definition: ActionTypeDefinition) {
+        let mut state = self.inner.state();
+        state.action_types.insert(definition.id.clone());
+        state
+            .action_type_definitions
+            .insert(definition.id.clone(), definition);
     }
 
     /// The worker's own long-term credentials (access key id, secret): accepted by the job
@@ -263,6 +292,8 @@ impl Sandbox {
 async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Response {
     if job_api::is_job_api_request(&request) {
         job_api::handle(State(sandbox), request).await
+    } else if console::is_console_request(&request) {
+        console::handle(State(sandbox), request).await
     } else if sts::is_sts_request(&request) {
         sts::handle(State(sandbox), request).await
     } else {

@@ -8,6 +8,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::SandboxConfig;
+use super::action_types::ActionTypeDefinition;
 use super::model::{
     ActionTypeId, JobRecord, JobResult, JobSpec, JobStatus, RecordedCall, StoredObject,
 };
@@ -123,6 +124,8 @@ pub(crate) struct State {
     pub(crate) credentials: HashMap<String, Credential>,
     /// Action types that exist (polling any other answers ActionTypeNotFoundException).
     pub(crate) action_types: HashSet<ActionTypeId>,
+    /// What `CreateCustomActionType` declared for them (URL templates, properties), where known.
+    pub(crate) action_type_definitions: HashMap<ActionTypeId, ActionTypeDefinition>,
     /// Objects by (bucket, key).
     pub(crate) objects: HashMap<(String, String), StoredObject>,
     /// Every request, in order.

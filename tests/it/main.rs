@@ -7,6 +7,7 @@ mod cli_commands;
 mod cli_help;
 mod cli_worker_observability;
 mod competing_workers;
+mod demo_output;
 mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
