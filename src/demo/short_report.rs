@@ -23,8 +23,14 @@ pub fn start_line() -> &'static str {
      Artifactory stand-ins\n"
 }
 
+/// The summary as printed: lines joined, ending in a newline.
+pub type Screen = String;
+
+/// One line of the summary.
+type Line = String;
+
 /// The summary after the worker has ended the jobs.
-pub fn render(environment: &LocalEnvironment, outcome: &DemoOutcome) -> anyhow::Result<String> {
+pub fn render(environment: &LocalEnvironment, outcome: &DemoOutcome) -> anyhow::Result<Screen> {
     let mut out = String::new();
     let statuses: Vec<String> = outcome
         .jobs
@@ -139,7 +145,7 @@ fn files_table(out: &mut String, artifacts: &[StoredArtifact]) {
 }
 
 /// One line on the camera-agent job's output artifact.
-fn receipt_fact(object: Option<&StoredObject>) -> anyhow::Result<String> {
+fn receipt_fact(object: Option<&StoredObject>) -> anyhow::Result<Line> {
     let Some(object) = object else {
         return Ok("no publish-receipt.json was written to the output artifact".to_owned());
     };

@@ -162,19 +162,40 @@ fn criterion_for(key: &str, operator: Operator, value: Value) -> Criteria {
     }
 }
 
-fn parse_object(object: &Map<String, Value>) -> Result<Criteria, String> {
+/// A field of the items domain, as a query names it (`name`, `repo`, `size`, …).
+type FieldName = String;
+
+/// What is wrong with one part of a query, for the 400 that quotes it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Problem(String);
+
+impl Problem {
+    fn new(text: impl Into<String>) -> Self {
+        Self(text.into())
+    }
+}
+
+/// `format!` into a [`Problem`].
+macro_rules! problem {
+    ($($argument:tt)*) => {
+        Problem(format!($($argument)*))
+    };
+}
+
+fn parse_object(object: &Map<String, Value>) -> Result<Criteria, Problem> {
     let mut parts = Vec::new();
     for (key, value) in object {
         match key.as_str() {
             "$and" | "$or" => {
                 let Value::Array(items) = value else {
-                    return Err(format!("{key} takes an array of criteria"));
+                    return Err(problem!("{key} takes an array of criteria"));
                 };
                 let parsed = items
                     .iter()
                     .map(|item| match item {
                         Value::Object(inner) => parse_object(inner),
-                        other => Err(format!("{key}: {other} is not a criteria object")),
+                        other => Err(problem!("{key}: {other} is not a criteria object")),
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 parts.push(if key == "$and" {
@@ -185,22 +206,22 @@ fn parse_object(object: &Map<String, Value>) -> Result<Criteria, String> {
             }
             _ if key.starts_with('@') && key.len() > 1 => parts.push(parse_value(key, value)?),
             _ if ITEM_FIELDS.contains(&key.as_str()) => parts.push(parse_value(key, value)?),
-            _ => return Err(format!("unknown field '{key}' of the items domain")),
+            _ => return Err(problem!("unknown field '{key}' of the items domain")),
         }
     }
     Ok(Criteria::All(parts))
 }
 
-fn parse_value(key: &str, value: &Value) -> Result<Criteria, String> {
+fn parse_value(key: &str, value: &Value) -> Result<Criteria, Problem> {
     match value {
         Value::Object(comparisons) => {
             if comparisons.is_empty() {
-                return Err(format!("'{key}' has an empty comparison"));
+                return Err(problem!("'{key}' has an empty comparison"));
             }
             let mut parts = Vec::new();
             for (name, operand) in comparisons {
                 let operator = Operator::from_name(name)
-                    .ok_or_else(|| format!("unknown comparison operator '{name}'"))?;
+                    .ok_or_else(|| problem!("unknown comparison operator '{name}'"))?;
                 parts.push(criterion_for(key, operator, operand.clone()));
             }
             Ok(if parts.len() == 1 {
@@ -210,24 +231,24 @@ fn parse_value(key: &str, value: &Value) -> Result<Criteria, String> {
             })
         }
         Value::String(_) | Value::Number(_) => Ok(criterion_for(key, Operator::Eq, value.clone())),
-        other => Err(format!("'{key}' cannot be compared with {other}")),
+        other => Err(problem!("'{key}' cannot be compared with {other}")),
     }
 }
 
-fn parse_strings(argument: &str) -> Result<Vec<String>, String> {
+fn parse_strings(argument: &str) -> Result<Vec<FieldName>, Problem> {
     let list: Vec<Value> = serde_json::from_str(&format!("[{argument}]"))
-        .map_err(|error| format!("expected quoted field names: {error}"))?;
+        .map_err(|error| problem!("expected quoted field names: {error}"))?;
     list.into_iter()
         .map(|value| match value {
             Value::String(text) => Ok(text),
-            other => Err(format!("{other} is not a quoted field name")),
+            other => Err(problem!("{other} is not a quoted field name")),
         })
         .collect()
 }
 
-fn parse_sort(argument: &str) -> Result<(Direction, Vec<String>), String> {
+fn parse_sort(argument: &str) -> Result<(Direction, Vec<FieldName>), Problem> {
     let object: Map<String, Value> = serde_json::from_str(argument)
-        .map_err(|error| format!("sort takes {{\"$asc\": [fields]}}: {error}"))?;
+        .map_err(|error| problem!("sort takes {{\"$asc\": [fields]}}: {error}"))?;
     let (direction, fields) = match object.iter().next() {
         Some((name, fields)) if object.len() == 1 && name == "$asc" => {
             (Direction::Ascending, fields)
@@ -235,7 +256,7 @@ fn parse_sort(argument: &str) -> Result<(Direction, Vec<String>), String> {
         Some((name, fields)) if object.len() == 1 && name == "$desc" => {
             (Direction::Descending, fields)
         }
-        _ => return Err("sort takes exactly one of $asc or $desc".to_owned()),
+        _ => return Err(Problem::new("sort takes exactly one of $asc or $desc")),
     };
     let fields: Vec<String> = fields
         .as_array()
@@ -247,22 +268,22 @@ fn parse_sort(argument: &str) -> Result<(Direction, Vec<String>), String> {
         })
         .unwrap_or_default();
     if fields.is_empty() {
-        return Err("sort needs a non-empty array of field names".to_owned());
+        return Err(Problem::new("sort needs a non-empty array of field names"));
     }
     if let Some(unknown) = fields
         .iter()
         .find(|field| !ITEM_FIELDS.contains(&field.as_str()))
     {
-        return Err(format!("cannot sort by unknown field '{unknown}'"));
+        return Err(problem!("cannot sort by unknown field '{unknown}'"));
     }
     Ok((direction, fields))
 }
 
-fn parse_count(argument: &str) -> Result<usize, String> {
+fn parse_count(argument: &str) -> Result<usize, Problem> {
     argument
         .trim()
         .parse()
-        .map_err(|_| format!("'{}' is not a whole number", argument.trim()))
+        .map_err(|_| problem!("'{}' is not a whole number", argument.trim()))
 }
 
 /// Parses a whole query; anything unexpected is Artifactory's 400.
@@ -290,7 +311,7 @@ pub(super) fn parse(text: &str) -> Result<Query, ApiError> {
     } else {
         let object: Map<String, Value> = serde_json::from_str(argument)
             .map_err(|error| syntax_error(text, &format!("{argument} ({error})")))?;
-        parse_object(&object).map_err(|problem| syntax_error(text, &problem))?
+        parse_object(&object).map_err(|problem| syntax_error(text, &problem.0))?
     };
     let mut query = Query {
         criteria,
@@ -312,7 +333,7 @@ pub(super) fn parse(text: &str) -> Result<Query, ApiError> {
             "offset" => parse_count(argument).map(|offset| query.offset = offset),
             "limit" => parse_count(argument).map(|limit| query.limit = Some(limit)),
             "distinct" => Ok(()),
-            _ => Err(format!("unknown function '{name}'")),
+            _ => Err(problem!("unknown function '{name}'")),
         };
         applied.map_err(|problem| syntax_error(text, &format!("{rest} ({problem})")))?;
         rest = remaining;
