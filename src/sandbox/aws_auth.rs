@@ -17,8 +17,6 @@ pub(crate) const SIGNATURE_WINDOW: time::Duration = time::Duration::minutes(15);
 
 /// A request whose signature checked out.
 pub(crate) struct Verified {
-    /// The signing key's id.
-    pub(crate) access_key_id: String,
     /// What the key is.
     pub(crate) credential: Credential,
 }
@@ -126,10 +124,7 @@ pub(crate) fn verify(
     ) {
         return Err(AuthFailure::BadSignature);
     }
-    Ok(Verified {
-        access_key_id: authorization.access_key_id,
-        credential,
-    })
+    Ok(Verified { credential })
 }
 
 /// `X-Amz-Date` must parse, agree with the credential scope's date, and lie in the window.
