@@ -157,7 +157,8 @@ impl RegistryClient {
             StatusCode::NOT_FOUND if !mentions_mapping(message) => {
                 RegistryError::AwsTokenApiMissing { url }
             }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+            // 403: the signature was good, but the role is not mapped (or not a role).
+            StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
                 // Ask STS who we are, so the message names the ARN the admin must map.
                 let role_arn = identity.role_arn().await.ok();
                 RegistryError::RoleNotMapped {
