@@ -21,12 +21,14 @@
 
 mod aql;
 mod auth;
+mod aws_token;
 mod body;
 mod build_info;
 mod catalog;
 mod clock;
 mod deploy;
 mod error;
+mod federation;
 mod front_door;
 mod metadata;
 mod model;
@@ -53,6 +55,8 @@ mod tests_access;
 #[cfg(test)]
 mod tests_artifacts;
 #[cfg(test)]
+mod tests_aws_token;
+#[cfg(test)]
 mod tests_build_info;
 #[cfg(test)]
 mod tests_npm;
@@ -76,6 +80,8 @@ use axum::routing::{delete, get, patch, post, put};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use aws_token::STS_REPLAY_QUERY;
+pub use federation::{IdentityMapping, OidcProvider, TokenSpec};
 pub use model::{RecordedRequest, RequestAuth, StoredArtifact, TokenRecord};
 
 use auth::TokenRegistry;
@@ -102,6 +108,15 @@ pub struct MockRegistryConfig {
     /// Whether the Access API (`/access/api/v1/tokens`) exists; `false` answers 404 like an
     /// Artifactory older than 7.21, so clients fall back to the legacy token endpoint.
     pub access_api: bool,
+    /// Users allowed to call the admin endpoints (IAM role mappings, OIDC configuration).
+    pub admins: Vec<String>,
+    /// Where `POST /access/api/v1/aws/token` replays the signed `GetCallerIdentity` request
+    /// (`http://127.0.0.1:PORT` of a sandbox); `None` = `https://sts.{region}.amazonaws.com`
+    /// (`?region=`) or `https://sts.amazonaws.com`, as JFrog does.
+    pub sts_endpoint: Option<String>,
+    /// Whether `/access/api/v1/aws/*` exists; `false` answers 404 like an Artifactory older
+    /// than 7.90.10.
+    pub aws_token_supported: bool,
 }
 
 impl Default for MockRegistryConfig {
@@ -113,6 +128,9 @@ impl Default for MockRegistryConfig {
             max_token_lifetime: Duration::from_secs(3600),
             anonymous_read: true,
             access_api: true,
+            admins: vec!["demo".to_string()],
+            sts_endpoint: None,
+            aws_token_supported: true,
         }
     }
 }
@@ -132,6 +150,9 @@ impl std::fmt::Debug for MockRegistryConfig {
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("anonymous_read", &self.anonymous_read)
             .field("access_api", &self.access_api)
+            .field("admins", &self.admins)
+            .field("sts_endpoint", &self.sts_endpoint)
+            .field("aws_token_supported", &self.aws_token_supported)
             .finish()
     }
 }
@@ -154,6 +175,8 @@ struct Shared {
     unavailable: AtomicBool,
     /// Every answered request, in order.
     requests: Mutex<Vec<RecordedRequest>>,
+    /// IAM role and OIDC sign-in (`aws_token`, `oidc`).
+    federation: federation::Federation,
 }
 
 /// A handle on one mock registry; clones share the same state.
@@ -199,6 +222,11 @@ impl MockRegistry {
                 clock: Clock::default(),
                 unavailable: AtomicBool::new(false),
                 requests: Mutex::new(Vec::new()),
+                federation: federation::Federation::new(
+                    config.admins,
+                    config.sts_endpoint,
+                    config.aws_token_supported,
+                ),
             }),
         })
     }
@@ -212,6 +240,12 @@ impl MockRegistry {
                 "/access/api/v1/tokens/{token_id}",
                 delete(tokens::revoke_access_token),
             )
+            .route("/access/api/v1/aws/iam_role", put(aws_token::put_iam_role))
+            .route(
+                "/access/api/v1/aws/iam_role/{username}",
+                get(aws_token::get_iam_role).delete(aws_token::delete_iam_role),
+            )
+            .route(aws_token::AWS_TOKEN_PATH, post(aws_token::exchange))
             .route(
                 "/artifactory/api/security/token",
                 post(tokens::create_legacy_token),

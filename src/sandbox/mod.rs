@@ -21,10 +21,12 @@
 //! `console`, `console_page`, `url_templates`, `html` the pipeline view.
 
 mod action_types;
+mod aws_auth;
 mod aws_chunked;
 mod console;
 mod console_page;
 mod html;
+mod identity;
 mod ids;
 mod job_api;
 mod job_ops;
@@ -39,6 +41,7 @@ mod state;
 mod sts;
 mod url_templates;
 mod validate;
+mod web_identity;
 
 #[cfg(test)]
 mod tests;
@@ -48,6 +51,8 @@ mod tests_console;
 mod tests_results;
 #[cfg(test)]
 mod tests_s3;
+#[cfg(test)]
+mod tests_sts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,6 +68,9 @@ pub use action_types::{
     ActionTypeDefinition, ActionTypeDefinitionError, ActionTypeSettings, ConfigurationProperty,
 };
 pub use console::PIPELINES_PATH;
+pub use identity::{
+    WORKER_PARAMETER_PREFIX, WORKER_ROLE_NAME, WORKER_SECRET_PREFIX, WORKER_SESSION_NAME,
+};
 pub use model::{
     ActionTypeId, ArtifactSpec, CallOutcome, CredentialsSpec, JobRecord, JobResult, JobSpec,
     JobStatus, RecordedCall, StoredObject,
@@ -123,9 +131,11 @@ impl Sandbox {
                 .action_type_definitions
                 .insert(definition.id.clone(), definition);
         }
-        Ok(Self {
+        let sandbox = Self {
             inner: Arc::new(Inner::new(config, storage, worker, state)),
-        })
+        };
+        sandbox.inner.identity.generate_keys()?;
+        Ok(sandbox)
     }
 
     /// The configuration this sandbox was created with.
@@ -158,6 +168,7 @@ impl Sandbox {
         let sandbox = Self::new(config)?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
         let endpoint_url = format!("http://{}", listener.local_addr()?);
+        sandbox.set_endpoint_url(&endpoint_url);
         let (shutdown, shutdown_requested) = oneshot::channel::<()>();
         let server = axum::serve(listener, sandbox.router()).with_graceful_shutdown(async {
             // A dropped sender also means "stop".
@@ -297,6 +308,8 @@ async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Resp
         console::handle(State(sandbox), request).await
     } else if sts::is_sts_request(&request) {
         sts::handle(State(sandbox), request).await
+    } else if web_identity::is_issuer_request(&request) {
+        web_identity::handle_issuer(State(sandbox), request).await
     } else {
         s3::handle(State(sandbox), request).await
     }

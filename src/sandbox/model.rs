@@ -243,4 +243,15 @@ pub enum RecordedCall {
         /// The HTTP status answered.
         status: u16,
     },
+    /// An STS, Secrets Manager or SSM request.
+    Aws {
+        /// The signed service: `sts`, `secretsmanager` or `ssm`.
+        service: String,
+        /// The operation, e.g. `GetCallerIdentity` or `GetSecretValue`.
+        operation: String,
+        /// The access key id from the `Credential=` of the signature, if any.
+        access_key_id: Option<String>,
+        /// How it ended.
+        outcome: CallOutcome,
+    },
 }

@@ -25,6 +25,8 @@ pub(crate) struct Inner {
     pub(crate) storage: tempfile::TempDir,
     /// The worker's own long-term credentials: (access key id, secret).
     pub(crate) worker: (String, String),
+    /// The worker's role, web identity keys, secrets and parameters (`identity`).
+    pub(crate) identity: super::identity::Identity,
 }
 
 impl Inner {
@@ -40,6 +42,7 @@ impl Inner {
             job_settled: Notify::new(),
             storage,
             worker,
+            identity: super::identity::Identity::default(),
         }
     }
 

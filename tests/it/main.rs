@@ -2,6 +2,7 @@
 //! scripted peers) and the real binary, linked once as one test binary.
 
 mod architecture;
+mod auth_standins;
 mod bad_inputs;
 mod cli_commands;
 mod cli_help;

@@ -1,0 +1,221 @@
+//! Passwordless sign-in state shared by `aws_token` and `oidc`: IAM role → user mappings,
+//! OIDC providers and their identity mappings, the admin check their configuration endpoints
+//! use, and the Access service's error envelope (`{"errors":[{"code","message"}]}`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::auth::Caller;
+use super::store::lock;
+
+/// An error as JFrog's Access service answers it: `{"errors":[{"code":"…","message":"…"}]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct AccessError {
+    pub(super) status: StatusCode,
+    pub(super) message: String,
+}
+
+impl AccessError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub(super) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub(super) fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    fn code(&self) -> &'static str {
+        match self.status {
+            StatusCode::BAD_REQUEST => "BAD_REQUEST",
+            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
+            StatusCode::FORBIDDEN => "FORBIDDEN",
+            StatusCode::NOT_FOUND => "NOT_FOUND",
+            StatusCode::CONFLICT => "CONFLICT",
+            StatusCode::BAD_GATEWAY => "BAD_GATEWAY",
+            _ => "INTERNAL_SERVER_ERROR",
+        }
+    }
+}
+
+impl IntoResponse for AccessError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "errors": [{ "code": self.code(), "message": self.message }]
+        });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"JFrog Access\""),
+            );
+        }
+        response
+    }
+}
+
+/// An OIDC provider (`POST /access/api/v1/oidc`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OidcProvider {
+    /// The provider's name, `provider_name` in the token exchange.
+    pub name: String,
+    /// The issuer: `iss` must equal it; `{issuer_url}/.well-known/openid-configuration` is read.
+    pub issuer_url: String,
+    /// The `aud` a token must carry; `None` accepts any audience.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// `GitHub`, `Azure` or `Generic OpenID Connect` (informational).
+    #[serde(default = "generic_provider_type")]
+    pub provider_type: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+fn generic_provider_type() -> String {
+    "Generic OpenID Connect".to_owned()
+}
+
+/// What a token minted through an identity mapping is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSpec {
+    /// The user the token is for.
+    pub username: String,
+    /// Default `applied-permissions/user`.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// Informational.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// Seconds, 60–86 400, default 60 (capped by the registry's `max_token_lifetime`).
+    #[serde(default = "default_mapping_lifetime")]
+    pub expires_in: u64,
+}
+
+fn default_scope() -> String {
+    "applied-permissions/user".to_owned()
+}
+
+fn default_mapping_lifetime() -> u64 {
+    60
+}
+
+/// An identity mapping: a token whose claims include all of `claims` gets `token_spec`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IdentityMapping {
+    /// Unique per provider.
+    pub name: String,
+    /// Higher first when several match.
+    #[serde(default)]
+    pub priority: i64,
+    /// Claim name → expected value (a JSON value; strings may end in `*` as a prefix match).
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The token to mint.
+    pub token_spec: TokenSpec,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The mutable state.
+#[derive(Default)]
+pub(super) struct FederationData {
+    /// username → IAM role ARN (one role per user, as JFrog keeps it).
+    pub(super) iam_roles: BTreeMap<String, String>,
+    pub(super) providers: BTreeMap<String, OidcProvider>,
+    /// provider name → its mappings.
+    pub(super) mappings: BTreeMap<String, Vec<IdentityMapping>>,
+}
+
+/// Configuration and state of passwordless sign-in.
+pub(super) struct Federation {
+    /// Users who may call the configuration endpoints.
+    pub(super) admins: Vec<String>,
+    /// Where `/aws/token` replays the signed request; `None` = `https://sts.{region}.amazonaws.com`.
+    pub(super) sts_endpoint: Option<String>,
+    /// Whether `/access/api/v1/aws/*` exists (Artifactory 7.90.10+).
+    pub(super) aws_token_supported: bool,
+    /// Replays to STS and reads issuers' documents.
+    pub(super) http: reqwest::Client,
+    data: Mutex<FederationData>,
+}
+
+impl Federation {
+    pub(super) fn new(
+        admins: Vec<String>,
+        sts_endpoint: Option<String>,
+        aws_token_supported: bool,
+    ) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Self {
+            admins,
+            sts_endpoint,
+            aws_token_supported,
+            http,
+            data: Mutex::new(FederationData::default()),
+        }
+    }
+
+    pub(super) fn data(&self) -> std::sync::MutexGuard<'_, FederationData> {
+        lock(&self.data)
+    }
+
+    /// The configuration endpoints' check: 401 for anonymous callers, 403 for non-admins.
+    pub(super) fn require_admin(&self, caller: &Caller) -> Result<(), AccessError> {
+        let Some(username) = caller.username() else {
+            return Err(AccessError::unauthorized("Unauthorized"));
+        };
+        if self.admins.iter().any(|admin| admin == username) {
+            Ok(())
+        } else {
+            Err(AccessError::forbidden(format!(
+                "User '{username}' is not an admin"
+            )))
+        }
+    }
+}
+
+impl super::MockRegistry {
+    /// Maps `username` to an IAM role ARN, as `PUT /access/api/v1/aws/iam_role` does (no
+    /// validation: tests may seed what the endpoint would refuse).
+    pub fn map_iam_role(&self, username: &str, role_arn: &str) {
+        self.shared
+            .federation
+            .data()
+            .iam_roles
+            .insert(username.to_owned(), role_arn.to_owned());
+    }
+
+    /// Every `(username, IAM role ARN)` mapping, sorted by user.
+    pub fn iam_role_mappings(&self) -> Vec<(String, String)> {
+        self.shared
+            .federation
+            .data()
+            .iam_roles
+            .iter()
+            .map(|(user, role)| (user.clone(), role.clone()))
+            .collect()
+    }
+}
