@@ -43,9 +43,17 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     if sdk_config.region().is_none() {
         return Err(MissingRegion.into());
     }
-    let action_type = args.action_type();
-    let api = AwsJobApi::new(&sdk_config, &action_type)
+    let action_types = args.action.action_types();
+    let action_type = action_types
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let api = AwsJobApi::for_versions(&sdk_config, &action_types)
         .with_context(|| format!("the action type {action_type} is not valid"))?;
+    let login = args
+        .trust
+        .login_settings(Some(crate::aws_identity::AwsIdentity::new(&sdk_config)))?;
     let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
     let http = crate::registry::http_client_with(&crate::registry::HttpOptions {
         read_timeout: args.registry_timeout,
@@ -61,6 +69,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let publisher = Publisher::new(
         PublisherSettings {
             metrics: settings.metrics.clone(),
+            login,
             ..args.publisher_settings()
         },
         store,

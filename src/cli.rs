@@ -3,6 +3,7 @@
 //! The flags of the one-shot commands (`publish`, `check`) are in [`oneshot`].
 
 mod oneshot;
+mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::publish::PublisherSettings;
 use crate::telemetry::LogFormat;
 use crate::worker::WorkerSettings;
 pub use oneshot::{CheckArgs, OutputFormat, PASSWORD_ENV, PublishArgs, RegistryArgs};
+pub use trust::TrustArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,6 +150,9 @@ pub struct WorkerArgs {
     /// Files at least this large log upload progress every 10 % or 30 s (e.g. 64MiB).
     #[arg(long, env = "PIPELINE_PUBLISHER_PROGRESS_MIN_SIZE", default_value = "64MiB", value_parser = crate::progress::parse_size)]
     pub progress_min_size: u64,
+
+    #[command(flatten)]
+    pub trust: TrustArgs,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -166,19 +171,39 @@ pub struct ActionTypeArgs {
         default_value = "Artifactory"
     )]
     pub provider: String,
-    /// Action type version.
-    #[arg(long, env = "PIPELINE_PUBLISHER_ACTION_VERSION", default_value = "1")]
+    /// Action type versions, comma-separated: the worker serves each (1 takes a password, 2
+    /// adds Authentication).
+    #[arg(long, env = "PIPELINE_PUBLISHER_ACTION_VERSION", default_value = "1,2")]
     pub action_version: String,
 }
 
 impl ActionTypeArgs {
+    /// The first version's action type.
     pub fn action_type(&self) -> ActionTypeId {
-        ActionTypeId {
-            category: self.category.clone(),
-            owner: self.owner.clone(),
-            provider: self.provider.clone(),
-            version: self.action_version.clone(),
+        self.action_types().swap_remove(0)
+    }
+
+    /// Every version's action type, in the order given (never empty).
+    pub fn action_types(&self) -> Vec<ActionTypeId> {
+        let mut versions: Vec<&str> = self
+            .action_version
+            .split(',')
+            .map(str::trim)
+            .filter(|version| !version.is_empty())
+            .collect();
+        versions.dedup();
+        if versions.is_empty() {
+            versions.push("1");
         }
+        versions
+            .into_iter()
+            .map(|version| ActionTypeId {
+                category: self.category.clone(),
+                owner: self.owner.clone(),
+                provider: self.provider.clone(),
+                version: version.to_owned(),
+            })
+            .collect()
     }
 }
 
@@ -232,6 +257,11 @@ impl WorkerArgs {
             upload_concurrency: usize::from(self.upload_concurrency),
             work_dir: self.work_dir.clone(),
             progress_log_min_bytes: self.progress_min_size,
+            // The AWS identity is added by `app::run_worker`, which loads the AWS configuration.
+            login: crate::publish::login::LoginSettings {
+                trust: self.trust.fleet_trust().unwrap_or_default(),
+                ..Default::default()
+            },
             ..PublisherSettings::default()
         }
     }

@@ -13,6 +13,9 @@
 //! - [`publish`] — turns a job into a plan (which file goes where, with which properties) and
 //!   carries it out in one publish run shared with `publish PATH`; implements the worker's
 //!   [`worker::JobHandler`] and owns the job's error type.
+//! - [`aws_identity`] — the worker's own AWS identity for passwordless registry logins: a
+//!   signed STS `GetCallerIdentity`, STS web identity tokens, logins kept in Secrets Manager or
+//!   SSM. It knows no registry and no pipeline.
 //! - [`registry`] — the Artifactory-compatible REST client: short-lived tokens (renewed once),
 //!   generic and Debian deploys, npm and PyPI uploads, build info; it owns the [`registry::Reporter`]
 //!   trait its callers implement to show progress. It knows nothing of CodePipeline.
@@ -33,7 +36,7 @@
 //!
 //! ```text
 //! leaves:    error, retry, checksum, secret, telemetry
-//! aws:       pipeline, artifacts
+//! aws:       pipeline, artifacts, aws_identity
 //! registry:  registry
 //! observe:   metrics, health, progress
 //! loop:      worker
@@ -44,6 +47,7 @@
 
 pub mod app;
 pub mod artifacts;
+pub mod aws_identity;
 pub mod checksum;
 pub mod cli;
 pub mod commands;

@@ -37,6 +37,12 @@ pub struct RegistryArgs {
     /// Lifetime of the registry token minted for the run.
     #[arg(long, env = "PIPELINE_PUBLISHER_TOKEN_LIFETIME", default_value = "15m", value_parser = duration)]
     pub token_lifetime: Duration,
+    /// How the registry token is obtained (Authentication): password (default), aws-iam,
+    /// oidc:<provider>, secretsmanager:<secret>, ssm:<parameter>.
+    #[arg(long, env = "PIPELINE_PUBLISHER_AUTHENTICATION", value_name = "MODE")]
+    pub authentication: Option<String>,
+    #[command(flatten)]
+    pub trust: super::TrustArgs,
 }
 
 /// How the final summary is printed.

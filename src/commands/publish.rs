@@ -8,18 +8,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 
+use crate::aws_identity::AwsIdentity;
 use crate::cli::{OutputFormat, PASSWORD_ENV, PublishArgs};
 use crate::commands::errors;
 use crate::commands::summary::{self, SummaryFile};
 use crate::commands::{local_files, settings};
-use crate::pipeline::config::{ActionConfig, ConfigPolicy};
+use crate::pipeline::config::{ActionConfig, Authentication, ConfigPolicy};
 use crate::pipeline::job::{Artifact, JobData, PipelineContext};
 use crate::pipeline::properties;
 use crate::progress::{LogProgress, TerminalProgress};
+use crate::publish::login;
 use crate::publish::plan::BuildIdentity;
 use crate::publish::run::{self, PublishRun};
 use crate::publish::{ExtractedArtifact, JobError, PublishPlan};
-use crate::registry::{DeployOutcome, RegistryClient, Reporter};
+use crate::registry::{DeployOutcome, RegistryClient, Reporter, TokenSource};
 use crate::secret::{Redactor, SecretString};
 
 /// Exit code: everything was published.
@@ -130,14 +132,32 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_PUBLISHED);
     }
 
-    config.password = settings::password(Some(&config.user_name), Some(config.host.as_str()))?
-        .with_context(|| {
+    let host = config.host.to_string();
+    if let Authentication::Password {
+        user_name,
+        password,
+    } = &mut config.authentication
+    {
+        *password = settings::password(Some(user_name), Some(&host))?.with_context(|| {
             format!("no registry password: set {PASSWORD_ENV}, or run in a terminal to be asked")
         })?;
+    }
+    let identity = if config.authentication.uses_fleet_identity() {
+        Some(AwsIdentity::new(&crate::app::load_aws_config().await))
+    } else {
+        None
+    };
+    let login = args.registry.trust.login_settings(identity)?;
+    let redactor = Redactor::new();
+    let token_source = login::token_source(&config, &login, &redactor)
+        .await
+        .context("could not prepare the registry login")?;
     let local = LocalPublish {
         config: &config,
         data: &data,
         started,
+        token_source,
+        redactor,
     };
     publish(&args, local, &client, &plan).await
 }
@@ -147,6 +167,8 @@ struct LocalPublish<'a> {
     config: &'a ActionConfig,
     data: &'a JobData,
     started: time::OffsetDateTime,
+    token_source: TokenSource,
+    redactor: Redactor,
 }
 
 async fn publish(
@@ -174,9 +196,10 @@ async fn publish(
         config: local.config,
         data: local.data,
         plan,
+        token_source: local.token_source,
         token_lifetime: args.registry.token_lifetime,
         token_description: format!("pipeline-publisher publish: {}", plan.target_path),
-        redactor: Redactor::new(),
+        redactor: local.redactor,
         reporter: recorder.clone(),
         upload_concurrency: usize::from(args.upload_concurrency),
         started: local.started,

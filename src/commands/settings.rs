@@ -38,6 +38,7 @@ impl Settings {
             ),
             (properties::REPO_KEY, registry.repo_key.as_ref()),
             (properties::USER_NAME, registry.user_name.as_ref()),
+            (properties::AUTHENTICATION, registry.authentication.as_ref()),
         ];
         for (name, value) in flags.into_iter().chain(overrides.iter().copied()) {
             if let Some(value) = value {
@@ -71,7 +72,7 @@ impl Settings {
                 continue;
             }
             if properties::property(&name).is_none() {
-                let known: Vec<&str> = properties::ACTION_PROPERTIES
+                let known: Vec<&str> = properties::ACTION_PROPERTIES_V2
                     .iter()
                     .map(|spec| spec.name)
                     .collect();
@@ -106,7 +107,13 @@ impl Settings {
         artifact: Artifact,
     ) -> JobData {
         let mut configuration = self.properties.clone();
-        configuration.insert(PASSWORD.to_owned(), password.expose_secret().to_owned());
+        // Only the password mode takes a password; the others refuse one.
+        let password_mode = self
+            .get(properties::AUTHENTICATION)
+            .is_none_or(|mode| mode.trim().eq_ignore_ascii_case("password"));
+        if password_mode {
+            configuration.insert(PASSWORD.to_owned(), password.expose_secret().to_owned());
+        }
         JobData {
             configuration: ActionConfiguration(configuration),
             pipeline,

@@ -161,7 +161,12 @@ impl LocalEnvironment {
     }
 
     /// The real publisher, with settings suitable for loopback.
-    pub fn publisher(&self, settings: PublisherSettings) -> anyhow::Result<Publisher> {
+    pub fn publisher(&self, mut settings: PublisherSettings) -> anyhow::Result<Publisher> {
+        // The worker's AWS identity (for passwordless modes) is the sandbox's worker.
+        settings
+            .login
+            .identity
+            .get_or_insert_with(|| crate::aws_identity::AwsIdentity::new(&self.sdk_config));
         let store = ArtifactStore::new(self.sdk_config.clone(), true);
         Ok(Publisher::new(
             settings,
@@ -176,7 +181,12 @@ impl LocalEnvironment {
         handler: H,
         max_jobs: u64,
     ) -> anyhow::Result<WorkerReport> {
-        let api = AwsJobApi::new(&self.sdk_config, &ActionTypeId::default())?;
+        // Both versions, as the worker serves them by default.
+        let v2 = ActionTypeId {
+            version: "2".into(),
+            ..ActionTypeId::default()
+        };
+        let api = AwsJobApi::for_versions(&self.sdk_config, &[ActionTypeId::default(), v2])?;
         let settings = WorkerSettings {
             max_jobs: Some(max_jobs),
             poll_min_interval: Duration::from_millis(50),

@@ -39,11 +39,14 @@ use crate::pipeline::job::{
 use crate::retry::{JOB_CALL, POLL_FOR_JOBS, RESULT_CALL};
 use crate::secret::SecretString;
 
-/// The job API of one custom action type, through the AWS SDK.
+/// The job API of a custom action type (one or several of its versions), through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct AwsJobApi {
     client: Client,
-    action_type: sdk::ActionTypeId,
+    /// Every version served; `PollForJobs` takes one action type per call, so each is polled.
+    action_types: Vec<sdk::ActionTypeId>,
+    /// Which version is polled first next time, so a busy version never starves another.
+    next_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The client's retry policy with [`POLL_FOR_JOBS`]' attempts.
     poll_retry: RetryConfig,
     /// No SDK retries: the worker's delivery loop retries the result calls.
@@ -66,12 +69,26 @@ impl AwsJobApi {
         sdk_config: &aws_config::SdkConfig,
         action_type: &ActionTypeId,
     ) -> anyhow::Result<Self> {
-        let action_type = sdk::ActionTypeId::builder()
-            .category(sdk::ActionCategory::from(action_type.category.as_str()))
-            .owner(sdk::ActionOwner::from(action_type.owner.as_str()))
-            .provider(&action_type.provider)
-            .version(&action_type.version)
-            .build()?;
+        Self::for_versions(sdk_config, std::slice::from_ref(action_type))
+    }
+
+    /// The job API of several action types (versions of one action, e.g. 1 and 2).
+    pub fn for_versions(
+        sdk_config: &aws_config::SdkConfig,
+        action_types: &[ActionTypeId],
+    ) -> anyhow::Result<Self> {
+        anyhow::ensure!(!action_types.is_empty(), "no action type version to serve");
+        let action_types = action_types
+            .iter()
+            .map(|action_type| {
+                sdk::ActionTypeId::builder()
+                    .category(sdk::ActionCategory::from(action_type.category.as_str()))
+                    .owner(sdk::ActionOwner::from(action_type.owner.as_str()))
+                    .provider(&action_type.provider)
+                    .version(&action_type.version)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let retry = job_api_retry_config(sdk_config.retry_config());
         // Throttled retries are free; transport-error and 5xx retries keep the SDK's costs.
         let retry_quota = TokenBucket::builder().throttling_retry_cost(0).build();
@@ -91,7 +108,8 @@ impl AwsJobApi {
             .build();
         Ok(Self {
             client: Client::from_conf(config),
-            action_type,
+            action_types,
+            next_first: Default::default(),
             poll_retry: retry.clone().with_max_attempts(POLL_FOR_JOBS.attempts),
             result_retry: retry.with_max_attempts(1),
         })
@@ -109,12 +127,16 @@ const _: () = assert!(
     "the delivery loop must retry result calls"
 );
 
-impl JobApi for AwsJobApi {
-    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+impl AwsJobApi {
+    async fn poll_one(
+        &self,
+        action_type: &sdk::ActionTypeId,
+        max_batch_size: usize,
+    ) -> Result<Vec<Job>, JobApiError> {
         let output = self
             .client
             .poll_for_jobs()
-            .action_type_id(self.action_type.clone())
+            .action_type_id(action_type.clone())
             .max_batch_size(i32::try_from(max_batch_size.max(1)).unwrap_or(i32::MAX))
             .customize()
             .config_override(
@@ -130,6 +152,35 @@ impl JobApi for AwsJobApi {
             .into_iter()
             .filter_map(job_from_sdk)
             .collect())
+    }
+}
+
+impl JobApi for AwsJobApi {
+    /// Polls each served version in turn with the room left, until the batch is full.
+    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+        let count = self.action_types.len();
+        let first = self
+            .next_first
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % count;
+        let mut jobs = Vec::new();
+        for offset in 0..count {
+            let room = max_batch_size.max(1).saturating_sub(jobs.len());
+            if room == 0 {
+                break;
+            }
+            let action_type = &self.action_types[(first + offset) % count];
+            match self.poll_one(action_type, room).await {
+                Ok(mut polled) => jobs.append(&mut polled),
+                // Jobs already claimed from another version are not given up for this error.
+                Err(error) if jobs.is_empty() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, version = %action_type.version, "PollForJobs failed for one version");
+                    break;
+                }
+            }
+        }
+        Ok(jobs)
     }
 
     async fn acknowledge_job(

@@ -8,10 +8,13 @@ use std::fmt;
 
 use url::Url;
 
+pub use crate::pipeline::authentication::{
+    Authentication, AuthenticationError, AuthenticationMode, FleetTrust,
+};
 use crate::pipeline::job::JobData;
 use crate::pipeline::properties::{
-    ARTIFACTORY_HOST, EMAIL_ADDRESS, PASSWORD, PROPERTIES, PUBLISH_SPEC, REPO_KEY, TARGET_PATH,
-    TYPE_OF_ARTIFACT, USER_NAME,
+    ARTIFACTORY_HOST, AUTHENTICATION, EMAIL_ADDRESS, PASSWORD, PROPERTIES, PUBLISH_SPEC, REPO_KEY,
+    TARGET_PATH, TYPE_OF_ARTIFACT, USER_NAME,
 };
 use crate::secret::SecretString;
 
@@ -73,8 +76,8 @@ pub struct ActionConfig {
     /// Registry base URL without a trailing slash or `/artifactory` suffix.
     pub host: Url,
     pub repo_key: String,
-    pub user_name: String,
-    pub password: SecretString,
+    /// How the registry token is obtained (`Authentication`; version 1 is always `password`).
+    pub authentication: Authentication,
     pub artifact_type: ArtifactType,
     pub email_address: Option<String>,
     /// Path prefix inside the repository, placeholders expanded, no leading or trailing `/`.
@@ -90,8 +93,7 @@ impl fmt::Debug for ActionConfig {
         f.debug_struct("ActionConfig")
             .field("host", &self.host.as_str())
             .field("repo_key", &self.repo_key)
-            .field("user_name", &self.user_name)
-            .field("password", &crate::secret::MASK)
+            .field("authentication", &self.authentication)
             .field("artifact_type", &self.artifact_type)
             .field("target_path", &self.target_path)
             .field("properties", &self.properties)
@@ -212,15 +214,7 @@ impl ActionConfig {
             }
         });
 
-        let user_name = problems.required(data, USER_NAME).map(str::to_owned);
-        // The password is taken as given: leading or trailing spaces may be part of it.
-        let password = match data.configuration.get(PASSWORD) {
-            Some(value) if !value.is_empty() => Some(SecretString::from(value.to_owned())),
-            _ => {
-                problems.add(PASSWORD, "is required but missing");
-                None
-            }
-        };
+        let authentication = authentication(data, &mut problems);
 
         let artifact_type = match optional(data, TYPE_OF_ARTIFACT) {
             None => Some(ArtifactType::Generic),
@@ -274,8 +268,7 @@ impl ActionConfig {
         match (
             host,
             repo_key,
-            user_name,
-            password,
+            authentication,
             artifact_type,
             target_path,
             properties,
@@ -284,8 +277,7 @@ impl ActionConfig {
             (
                 Some(host),
                 Some(repo_key),
-                Some(user_name),
-                Some(password),
+                Some(authentication),
                 Some(artifact_type),
                 Some(target_path),
                 Some(properties),
@@ -293,8 +285,7 @@ impl ActionConfig {
             ) if problems.0.is_empty() => Ok(Self {
                 host,
                 repo_key,
-                user_name,
-                password,
+                authentication,
                 artifact_type,
                 email_address,
                 target_path,
@@ -306,6 +297,126 @@ impl ActionConfig {
             }),
         }
     }
+}
+
+/// `Authentication` and, in the password mode, `UserName` and `Password`.
+fn authentication(data: &JobData, problems: &mut Problems) -> Option<Authentication> {
+    let mode = match AuthenticationMode::parse(optional(data, AUTHENTICATION).unwrap_or("")) {
+        Ok(mode) => mode,
+        Err(problem) => {
+            problems.add(AUTHENTICATION, problem.to_string());
+            return None;
+        }
+    };
+    // The password is taken as given: leading or trailing spaces may be part of it.
+    let password = data
+        .configuration
+        .get(PASSWORD)
+        .filter(|value| !value.is_empty());
+    let (user_name, password) = match mode {
+        AuthenticationMode::Password => (
+            problems.required(data, USER_NAME).map(str::to_owned),
+            match password {
+                Some(value) => Some(SecretString::from(value.to_owned())),
+                None => {
+                    problems.add(PASSWORD, "is required but missing");
+                    None
+                }
+            },
+        ),
+        other => {
+            if password.is_some() {
+                problems.add(
+                    PASSWORD,
+                    "is set, but this Authentication mode does not use it; remove the password \
+                     from the pipeline",
+                );
+            }
+            return Some(match other {
+                AuthenticationMode::AwsIam => Authentication::AwsIam,
+                AuthenticationMode::Oidc(provider) => Authentication::Oidc { provider },
+                AuthenticationMode::SecretsManager(secret_id) => {
+                    Authentication::SecretsManager { secret_id }
+                }
+                AuthenticationMode::Ssm(parameter) => Authentication::Ssm { parameter },
+                AuthenticationMode::Password => return None,
+            });
+        }
+    };
+    Some(Authentication::Password {
+        user_name: user_name?,
+        password: password?,
+    })
+}
+
+impl ActionConfig {
+    /// Refuses, before any network call, a mode that would use the fleet's identity or secrets
+    /// for a registry the fleet does not allow, or a secret outside the fleet's prefix.
+    pub fn check_trust(&self, trust: &FleetTrust) -> Result<(), ConfigError> {
+        let mut problems = Problems(Vec::new());
+        if !self.authentication.uses_fleet_identity() {
+            return Ok(());
+        }
+        if !trust.allows_registry(&self.host) {
+            let host = self.host.as_str().trim_end_matches('/');
+            let why = if trust.allowed_registries.is_empty() {
+                "the worker was started without --allowed-registries".to_owned()
+            } else {
+                "it is not one of the worker's --allowed-registries".to_owned()
+            };
+            problems.add_hinted(
+                ARTIFACTORY_HOST,
+                format!(
+                    "Authentication {} is refused for `{host}`: {why}; the worker uses its AWS \
+                     identity and secrets only for registries its operator allows",
+                    self.authentication
+                ),
+                Some(
+                    "the fleet's operator adds the registry's base URL to --allowed-registries \
+                     (PIPELINE_PUBLISHER_ALLOWED_REGISTRIES, the stack's AllowedRegistries), or \
+                     use Authentication password",
+                ),
+            );
+        }
+        let outside = match &self.authentication {
+            Authentication::SecretsManager { secret_id } => {
+                (!trust.allows_secret(secret_id)).then_some(("secret", secret_id))
+            }
+            Authentication::Ssm { parameter } => {
+                (!trust.allows_parameter(parameter)).then_some(("parameter", parameter))
+            }
+            _ => None,
+        };
+        if let Some((what, name)) = outside {
+            problems.add_hinted(
+                AUTHENTICATION,
+                format!(
+                    "the {what} `{name}` is outside the worker's --secret-prefix `{}`; the worker \
+                     reads no other secrets",
+                    trust.secret_prefix
+                ),
+                Some("store the registry login under the fleet's secret prefix (the stack's SecretPrefix)"),
+            );
+        }
+        if problems.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: problems.0,
+            })
+        }
+    }
+}
+
+/// Normalises a registry base URL as `ArtifactoryHost` is (for `--allowed-registries`, where the
+/// operator may name plain-http hosts on purpose).
+pub fn normalise_base_url(raw: &str) -> Result<Url, HostError> {
+    parse_host(
+        raw,
+        ConfigPolicy {
+            allow_insecure_http: true,
+        },
+    )
 }
 
 /// Why `ArtifactoryHost` cannot be used. Each is one line of the configuration problem list,

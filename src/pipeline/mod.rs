@@ -1,6 +1,7 @@
 //! The CodePipeline side of a job: its model, its typed configuration, the job API (as a trait
 //! and over the AWS SDK), and how failures are classified and told.
 
+pub mod authentication;
 pub mod aws;
 pub mod config;
 pub mod control_plane;

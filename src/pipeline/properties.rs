@@ -28,8 +28,10 @@ pub const EMAIL_ADDRESS: &str = "EmailAddress";
 pub const TARGET_PATH: &str = "TargetPath";
 pub const PROPERTIES: &str = "Properties";
 pub const PUBLISH_SPEC: &str = "PublishSpec";
+/// Version 2 only: how the worker gets its registry token (see [`crate::pipeline::config::Authentication`]).
+pub const AUTHENTICATION: &str = "Authentication";
 
-/// Every property the worker reads, in the order the console shows them.
+/// Every property of action type version 1, in the order the console shows them.
 pub const ACTION_PROPERTIES: &[PropertySpec] = &[
     PropertySpec {
         name: ARTIFACTORY_HOST,
@@ -96,9 +98,51 @@ pub const ACTION_PROPERTIES: &[PropertySpec] = &[
     },
 ];
 
-/// Looks a property up by name.
+/// Version 2: version 1's properties with `UserName` and `Password` optional (only the
+/// `password` mode uses them), then `Authentication`. Ten, CodePipeline's limit.
+pub const ACTION_PROPERTIES_V2: &[PropertySpec] = &[
+    ACTION_PROPERTIES[0],
+    ACTION_PROPERTIES[1],
+    PropertySpec {
+        name: USER_NAME,
+        required: false,
+        secret: false,
+        key: false,
+        description: "Registry user, only with Authentication password: its password is exchanged for a short-lived token",
+    },
+    PropertySpec {
+        name: PASSWORD,
+        required: false,
+        secret: true,
+        key: false,
+        description: "Password or API key of UserName, only with Authentication password; used only to mint a short-lived token",
+    },
+    ACTION_PROPERTIES[4],
+    ACTION_PROPERTIES[5],
+    ACTION_PROPERTIES[6],
+    ACTION_PROPERTIES[7],
+    ACTION_PROPERTIES[8],
+    PropertySpec {
+        name: AUTHENTICATION,
+        required: false,
+        secret: false,
+        key: false,
+        description: "password (default), aws-iam, oidc:<provider>, secretsmanager:<secret>, ssm:<parameter>; the worker's fleet must allow the host",
+    },
+];
+
+/// The properties of the action type `version` (`1` or `2`; later versions are 2's).
+pub fn properties_of_version(version: &str) -> &'static [PropertySpec] {
+    if version == "1" {
+        ACTION_PROPERTIES
+    } else {
+        ACTION_PROPERTIES_V2
+    }
+}
+
+/// Looks a property up by name, in the newest version (which has every property).
 pub fn property(name: &str) -> Option<&'static PropertySpec> {
-    ACTION_PROPERTIES.iter().find(|spec| spec.name == name)
+    ACTION_PROPERTIES_V2.iter().find(|spec| spec.name == name)
 }
 
 #[cfg(test)]
@@ -107,17 +151,20 @@ mod tests {
 
     #[test]
     fn descriptions_fit_the_console_limit_and_names_are_unique() {
-        assert!(
-            ACTION_PROPERTIES.len() <= 10,
-            "CodePipeline allows at most 10 properties"
-        );
-        for spec in ACTION_PROPERTIES {
+        for properties in [ACTION_PROPERTIES, ACTION_PROPERTIES_V2] {
             assert!(
-                spec.description.chars().count() <= 160,
-                "{} description is too long",
-                spec.name
+                properties.len() <= 10,
+                "CodePipeline allows at most 10 properties"
             );
-            assert_eq!(property(spec.name), Some(spec));
+            for spec in properties {
+                assert!(
+                    spec.description.chars().count() <= 160,
+                    "{} description is too long",
+                    spec.name
+                );
+                assert_eq!(property(spec.name).map(|found| found.name), Some(spec.name));
+            }
         }
+        assert_eq!(ACTION_PROPERTIES_V2.len(), ACTION_PROPERTIES.len() + 1);
     }
 }

@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use crate::artifacts::{DownloadError, ExtractError, UploadError};
 use crate::pipeline::config::ConfigError;
 use crate::pipeline::{Classify, FailureType};
+use crate::publish::login::LoginError;
 use crate::publish::plan::PlanError;
 use crate::registry::RegistryError;
 
@@ -61,9 +62,17 @@ pub enum JobError {
         source: UploadError,
     },
 
-    #[error("could not exchange UserName and Password for a registry token at {host}")]
+    #[error(transparent)]
+    Login {
+        #[from]
+        source: LoginError,
+    },
+
+    #[error("{}", token_failure(mode, host))]
     Token {
         host: String,
+        /// The `Authentication` mode the token was asked with (`password`, `aws-iam`, `oidc`).
+        mode: &'static str,
         #[source]
         source: Box<RegistryError>,
     },
@@ -119,6 +128,19 @@ fn list_files(published: &[String], not_published: &[String]) -> String {
     )
 }
 
+/// The headline of a token failure, in the words of its mode.
+fn token_failure(mode: &str, host: &str) -> String {
+    match mode {
+        "password" => {
+            format!("could not exchange UserName and Password for a registry token at {host}")
+        }
+        "aws-iam" => {
+            format!("could not exchange the worker's AWS identity for a registry token at {host}")
+        }
+        other => format!("could not get a registry token at {host} (Authentication {other})"),
+    }
+}
+
 impl Classify for JobError {
     /// The one mapping from a publishing failure to the failure type CodePipeline is told.
     fn failure_type(&self) -> FailureType {
@@ -134,6 +156,10 @@ impl Classify for JobError {
             JobError::OutputArtifact { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
+            JobError::Token { source, .. } if source.is_configuration_problem() => {
+                FailureType::ConfigurationError
+            }
+            JobError::Login { source } => source.failure_type(),
             JobError::Token { source, .. }
             | JobError::Publish { source, .. }
             | JobError::BuildInfo { source, .. }
@@ -238,6 +264,7 @@ mod tests {
             },
             JobError::Token {
                 host: "https://acme.jfrog.io/".into(),
+                mode: "password",
                 source: registry_status(
                     401,
                     "Bad credentials",

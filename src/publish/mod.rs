@@ -15,6 +15,7 @@ pub mod credentials;
 pub mod detect;
 pub mod error;
 pub mod formats;
+pub mod login;
 pub mod output;
 pub mod pattern;
 mod placement;
@@ -62,6 +63,8 @@ pub struct PublisherSettings {
     pub progress_log_min_bytes: u64,
     /// Where published files and bytes and registry retries are counted.
     pub metrics: Arc<Metrics>,
+    /// The fleet's trust and AWS identity for passwordless `Authentication` modes.
+    pub login: login::LoginSettings,
 }
 
 impl Default for PublisherSettings {
@@ -74,6 +77,7 @@ impl Default for PublisherSettings {
             work_dir: None,
             progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
             metrics: Arc::new(Metrics::new()),
+            login: login::LoginSettings::default(),
         }
     }
 }
@@ -142,6 +146,8 @@ impl Publisher {
         let started = run::started_now();
         let data = &job.data;
         let config = ActionConfig::from_job(data, self.settings.config_policy)?;
+        // Before any network call: a registry the fleet does not allow receives nothing.
+        config.check_trust(&self.settings.login.trust)?;
         if data.input_artifacts.is_empty() {
             return Err(ConfigError {
                 problems: vec![ConfigProblem {
@@ -165,11 +171,14 @@ impl Publisher {
         let plan = run::plan(&config, data, extracted, workspace.path().join("packed")).await?;
         let client = RegistryClient::new(self.http.clone(), config.host.clone())
             .with_observer(stats.clone());
+        let token_source =
+            login::token_source(&config, &self.settings.login, &context.redactor).await?;
         let published = PublishRun {
             client: client.clone(),
             config: &config,
             data,
             plan: &plan,
+            token_source,
             token_lifetime: self.settings.token_lifetime,
             token_description: format!(
                 "pipeline-publisher: {} / {}",

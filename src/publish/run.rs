@@ -16,7 +16,7 @@ use crate::publish::build_info;
 use crate::publish::error::JobError;
 use crate::publish::plan::{BuildIdentity, ExtractedArtifact, PublishPlan};
 use crate::publish::receipt::{self, Receipt};
-use crate::registry::{RegistryClient, RegistryError, Reporter, TokenSession};
+use crate::registry::{RegistryClient, RegistryError, Reporter, TokenSession, TokenSource};
 use crate::secret::Redactor;
 
 /// Plans the publish on a blocking thread (packing npm directories and reading package
@@ -52,6 +52,8 @@ pub struct PublishRun<'a> {
     pub config: &'a ActionConfig,
     pub data: &'a JobData,
     pub plan: &'a PublishPlan,
+    /// Where the run's registry token comes from (see [`crate::publish::login`]).
+    pub token_source: TokenSource,
     /// Lifetime asked for the run's registry token.
     pub token_lifetime: Duration,
     /// The token's description in the registry (who minted it, for what).
@@ -83,10 +85,10 @@ impl PublishRun<'_> {
     /// Mints the token, publishes the plan and its build info, and revokes the token however
     /// the publish ended.
     pub async fn execute(self) -> Result<Published, JobError> {
+        let mode = self.token_source.mode();
         let mut session = TokenSession::open(
             self.client.clone(),
-            &self.config.user_name,
-            &self.config.password,
+            self.token_source.clone(),
             self.token_lifetime,
             &self.token_description,
             self.redactor.clone(),
@@ -94,6 +96,7 @@ impl PublishRun<'_> {
         .await
         .map_err(|source| JobError::Token {
             host: self.config.host.to_string(),
+            mode,
             source: Box::new(source),
         })?;
         info!(

@@ -65,6 +65,51 @@ pub enum RegistryError {
         message: String,
     },
 
+    #[error(
+        "the registry has no AWS IAM token endpoint ({url} answered 404); Authentication aws-iam \
+         needs Artifactory 7.90.10 or later (use Authentication password with older registries)"
+    )]
+    AwsTokenApiMissing { url: String },
+
+    #[error(
+        "the registry refused the worker's AWS identity ({status}: {message}): no registry user is \
+         mapped to the role {}; a registry admin maps it once with PUT /access/api/v1/aws/iam_role \
+         {{\"username\": \"<user>\", \"iam_role\": \"{}\"}}",
+        role_arn.as_deref().unwrap_or("the worker runs as"),
+        role_arn.as_deref().unwrap_or("arn:aws:iam::<account>:role/<name>")
+    )]
+    RoleNotMapped {
+        url: String,
+        status: u16,
+        /// The role the worker runs as, when STS could say.
+        role_arn: Option<String>,
+        message: String,
+    },
+
+    #[error(
+        "the registry has no OIDC token endpoint ({url} answered 404); Authentication oidc: needs \
+         Artifactory 7.73 or later"
+    )]
+    OidcTokenApiMissing { url: String },
+
+    #[error(
+        "the registry's OIDC provider `{provider}` rejected the worker's web identity token \
+         ({status}: {message}); check the provider's issuer and audience, its identity mapping \
+         for the worker's role, and the clocks (an expired token is refused)"
+    )]
+    OidcRejected {
+        url: String,
+        provider: String,
+        status: u16,
+        message: String,
+    },
+
+    #[error("could not use the worker's AWS identity")]
+    Identity {
+        #[source]
+        source: Box<crate::aws_identity::IdentityError>,
+    },
+
     #[error("could not read `{path}` for upload")]
     Read {
         path: PathBuf,
@@ -76,13 +121,26 @@ pub enum RegistryError {
 impl RegistryError {
     /// 401 and 403 mean the credentials or their permissions are wrong: a PermissionError.
     pub fn is_permission_denied(&self) -> bool {
-        matches!(
-            self,
+        match self {
             RegistryError::Status {
-                status: 401 | 403,
-                ..
+                status: 401 | 403, ..
             }
-        )
+            | RegistryError::RoleNotMapped { .. }
+            | RegistryError::OidcRejected { .. } => true,
+            RegistryError::Identity { source } => source.is_access_denied(),
+            _ => false,
+        }
+    }
+
+    /// Whether the action's configuration asks for something this registry or AWS account
+    /// cannot give (an API the registry lacks, a secret that is not there or not a login).
+    pub fn is_configuration_problem(&self) -> bool {
+        match self {
+            RegistryError::AwsTokenApiMissing { .. }
+            | RegistryError::OidcTokenApiMissing { .. } => true,
+            RegistryError::Identity { source } => source.is_configuration(),
+            _ => false,
+        }
     }
 
     /// Builds a status error from a response, keeping the registry's message and adding a hint

@@ -8,6 +8,7 @@
 mod build_info;
 mod deploy;
 mod error;
+mod exchange;
 mod item_properties;
 mod npm;
 pub mod paths;
@@ -29,6 +30,7 @@ use crate::secret::ExposeSecret;
 
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
+pub use exchange::TokenSource;
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
 pub use reporter::{NoReporter, Reporter};

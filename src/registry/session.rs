@@ -1,5 +1,8 @@
 //! A job's registry session: one short-lived token, renewed once if it expires mid-job.
 //!
+//! The token comes from a [`TokenSource`] (a password or the worker's AWS identity); renewal
+//! asks the same source again (a fresh signature, a fresh web identity token).
+//!
 //! A long publish can outlive its token (the lifetime is short on purpose). When the registry
 //! answers 401 the session mints a new token — once per job: a second 401 means the
 //! credentials or permissions are wrong, not the clock, and becomes a `PermissionError`.
@@ -9,14 +12,13 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::error::inline_chain;
-use crate::registry::{AccessToken, RegistryClient, RegistryError};
-use crate::secret::{Redactor, SecretString};
+use crate::registry::{AccessToken, RegistryClient, RegistryError, TokenSource};
+use crate::secret::Redactor;
 
 /// The token in use and how to get another.
 pub struct TokenSession {
     client: RegistryClient,
-    user_name: String,
-    password: SecretString,
+    source: TokenSource,
     lifetime: Duration,
     description: String,
     redactor: Redactor,
@@ -28,20 +30,17 @@ impl TokenSession {
     /// Mints the first token; every token minted is added to `redactor`.
     pub async fn open(
         client: RegistryClient,
-        user_name: &str,
-        password: &SecretString,
+        source: TokenSource,
         lifetime: Duration,
         description: &str,
         redactor: Redactor,
     ) -> Result<Self, RegistryError> {
         let token = client
-            .mint_token(user_name, password, lifetime, description)
+            .token_from(&source, lifetime, description, &redactor)
             .await?;
-        redactor.add(&token.token);
         Ok(Self {
             client,
-            user_name: user_name.to_owned(),
-            password: password.clone(),
+            source,
             lifetime,
             description: description.to_owned(),
             redactor,
@@ -68,14 +67,13 @@ impl TokenSession {
         info!("the registry refused the job's token (401); minting a new one once");
         let fresh = self
             .client
-            .mint_token(
-                &self.user_name,
-                &self.password,
+            .token_from(
+                &self.source,
                 self.lifetime,
                 &self.description,
+                &self.redactor,
             )
             .await?;
-        self.redactor.add(&fresh.token);
         let old = std::mem::replace(&mut self.token, fresh);
         self.renewed = true;
         if let Err(error) = self.client.revoke_token(&old).await {

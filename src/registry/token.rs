@@ -28,6 +28,8 @@ pub struct AccessToken {
     pub token_id: Option<String>,
     pub expires_in: Option<u64>,
     pub api: TokenApi,
+    /// The registry user the token acts as, when the registry said (identity exchanges do).
+    pub user_name: Option<String>,
 }
 
 impl fmt::Debug for AccessToken {
@@ -37,6 +39,7 @@ impl fmt::Debug for AccessToken {
             .field("token_id", &self.token_id)
             .field("expires_in", &self.expires_in)
             .field("api", &self.api)
+            .field("user_name", &self.user_name)
             .finish()
     }
 }
@@ -134,6 +137,7 @@ impl RegistryClient {
             token_id: parsed.token_id,
             expires_in: parsed.expires_in,
             api,
+            user_name: None,
         })
     }
 

@@ -10,6 +10,9 @@ use super::model::ActionTypeId;
 /// pipeline-publisher's own action type, as the operator registers it.
 const PIPELINE_PUBLISHER_DEFINITION: &str = include_str!("../../action-definition.json");
 
+/// Version 2 of it (`Authentication`; `UserName` and `Password` optional).
+const PIPELINE_PUBLISHER_DEFINITION_V2: &str = include_str!("../../action-definition-v2.json");
+
 /// `ActionTypeSettings`: the links CodePipeline's console shows for the action.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,6 +111,19 @@ impl ActionTypeDefinition {
     /// The action type of `action-definition.json`, `Deploy/Custom/Artifactory/1`.
     pub fn pipeline_publisher() -> Result<Self, ActionTypeDefinitionError> {
         Self::from_create_custom_action_type(PIPELINE_PUBLISHER_DEFINITION)
+    }
+
+    /// The action type of `action-definition-v2.json`, `Deploy/Custom/Artifactory/2`.
+    pub fn pipeline_publisher_v2() -> Result<Self, ActionTypeDefinitionError> {
+        Self::from_create_custom_action_type(PIPELINE_PUBLISHER_DEFINITION_V2)
+    }
+
+    /// Every version of pipeline-publisher's action type the worker serves by default.
+    pub fn pipeline_publisher_versions() -> Result<Vec<Self>, ActionTypeDefinitionError> {
+        Ok(vec![
+            Self::pipeline_publisher()?,
+            Self::pipeline_publisher_v2()?,
+        ])
     }
 
     /// The declared property called `name`.

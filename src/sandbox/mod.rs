@@ -132,11 +132,12 @@ impl Sandbox {
                 revoked: false,
             },
         );
-        let definition = ActionTypeDefinition::pipeline_publisher()?;
-        state.action_types.insert(definition.id.clone());
-        state
-            .action_type_definitions
-            .insert(definition.id.clone(), definition);
+        for definition in ActionTypeDefinition::pipeline_publisher_versions()? {
+            state.action_types.insert(definition.id.clone());
+            state
+                .action_type_definitions
+                .insert(definition.id.clone(), definition);
+        }
         let sandbox = Self {
             inner: Arc::new(Inner::new(config, storage, worker, state)),
         };

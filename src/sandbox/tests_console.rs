@@ -181,9 +181,17 @@ async fn values_from_pipelines_are_shown_as_text_and_hostile_links_are_not_follo
 async fn list_action_types_answers_with_the_registered_settings_and_properties() {
     let (_running, client) = start().await;
     let output = client.list_action_types().send().await.unwrap();
-    let [action_type] = output.action_types() else {
-        panic!("one action type expected: {:?}", output.action_types())
+    // Versions 1 and 2 of pipeline-publisher's action type are registered from the start.
+    let [action_type, version_2] = output.action_types() else {
+        panic!("two action types expected: {:?}", output.action_types())
     };
+    assert_eq!(version_2.id().unwrap().version(), "2");
+    let authentication = version_2
+        .action_configuration_properties()
+        .iter()
+        .find(|property| property.name() == "Authentication")
+        .unwrap();
+    assert!(!authentication.required() && !authentication.secret());
     let settings = action_type.settings().unwrap();
     assert_eq!(
         settings.entity_url_template(),

@@ -35,10 +35,18 @@ use std::time::{Duration, Instant};
 
 use clap::CommandFactory;
 use pipeline_publisher::cli::Cli;
-use pipeline_publisher::pipeline::properties::ACTION_PROPERTIES;
+use pipeline_publisher::pipeline::properties::{
+    ACTION_PROPERTIES, ACTION_PROPERTIES_V2, PropertySpec,
+};
 use serde_json::Value;
 
 const ACTION_DEFINITION: &str = "action-definition.json";
+const ACTION_DEFINITION_V2: &str = "action-definition-v2.json";
+/// Every action type version the worker serves: its definition file and its properties.
+const ACTION_DEFINITIONS: [(&str, &str, &[PropertySpec]); 2] = [
+    ("1", ACTION_DEFINITION, ACTION_PROPERTIES),
+    ("2", ACTION_DEFINITION_V2, ACTION_PROPERTIES_V2),
+];
 const CUSTOM_ACTION_TEMPLATE: &str = "cloudformation/custom-action.yaml";
 const WORKER_FLEET_TEMPLATE: &str = "cloudformation/worker-fleet.yaml";
 const PIPELINE_EXAMPLE_TEMPLATE: &str = "cloudformation/pipeline-example.yaml";
@@ -75,8 +83,27 @@ fn read_repo_file(relative: &str) -> String {
 }
 
 fn action_definition() -> Value {
-    serde_json::from_str(&read_repo_file(ACTION_DEFINITION))
-        .unwrap_or_else(|error| panic!("{ACTION_DEFINITION} is not valid JSON: {error}"))
+    action_definition_at(ACTION_DEFINITION)
+}
+
+fn action_definition_at(file: &str) -> Value {
+    serde_json::from_str(&read_repo_file(file))
+        .unwrap_or_else(|error| panic!("{file} is not valid JSON: {error}"))
+}
+
+/// The template's `AWS::CodePipeline::CustomActionType` of `version`, in the API's shape.
+fn template_action_type(template: &Value, version: &str) -> Value {
+    let found: Vec<Value> = resources_of_type(template, "AWS::CodePipeline::CustomActionType")
+        .into_iter()
+        .map(|(_, resource)| camel_case_keys(&resource["Properties"]))
+        .filter(|properties| properties["version"] == version)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "{CUSTOM_ACTION_TEMPLATE} must declare version {version} of the action type exactly once"
+    );
+    found.into_iter().next().unwrap_or_default()
 }
 
 fn combined_output(output: &Output) -> String {
@@ -604,8 +631,8 @@ struct DeclaredProperty {
     description: String,
 }
 
-fn properties_the_worker_reads() -> Vec<DeclaredProperty> {
-    ACTION_PROPERTIES
+fn properties_the_worker_reads(properties: &[PropertySpec]) -> Vec<DeclaredProperty> {
+    properties
         .iter()
         .map(|spec| DeclaredProperty {
             name: spec.name.to_owned(),
@@ -642,8 +669,12 @@ fn declared_properties(action_type: &Value) -> Vec<DeclaredProperty> {
         .unwrap_or_default()
 }
 
-fn property_drift(file: &str, declared: &[DeclaredProperty]) -> Vec<String> {
-    let expected = properties_the_worker_reads();
+fn property_drift(
+    file: &str,
+    declared: &[DeclaredProperty],
+    properties: &[PropertySpec],
+) -> Vec<String> {
+    let expected = properties_the_worker_reads(properties);
     let mut problems = Vec::new();
     for want in &expected {
         match declared.iter().find(|have| have.name == want.name) {
@@ -732,20 +763,32 @@ if problems:
 
 #[test]
 fn action_definition_is_a_valid_create_custom_action_type_request() {
-    let path = repo_path(ACTION_DEFINITION);
-    let output = python_tools().run_python(VALIDATE_ACTION_DEFINITION, &[path.as_os_str()]);
-    assert!(
-        output.status.success(),
-        "{ACTION_DEFINITION} is not a valid CreateCustomActionType request; \
-         `aws codepipeline create-custom-action-type --cli-input-json file://{ACTION_DEFINITION}` \
-         would reject it:\n{}",
-        combined_output(&output)
-    );
+    for (_, file, _) in ACTION_DEFINITIONS {
+        let path = repo_path(file);
+        let output = python_tools().run_python(VALIDATE_ACTION_DEFINITION, &[path.as_os_str()]);
+        assert!(
+            output.status.success(),
+            "{file} is not a valid CreateCustomActionType request; \
+             `aws codepipeline create-custom-action-type --cli-input-json file://{file}` \
+             would reject it:\n{}",
+            combined_output(&output)
+        );
+    }
 }
 
 #[test]
 fn action_definition_follows_the_custom_action_rules() {
-    let definition = action_definition();
+    for (version, file, _) in ACTION_DEFINITIONS {
+        let definition = action_definition_at(file);
+        assert_eq!(
+            definition["version"], version,
+            "{file} declares version {version}"
+        );
+        custom_action_rules(file, &definition);
+    }
+}
+
+fn custom_action_rules(file: &str, definition: &Value) {
     let mut problems = Vec::new();
 
     // The worker polls for Custom/<category>/<provider>/<version> by default; the definition
@@ -756,7 +799,15 @@ fn action_definition_follows_the_custom_action_rules() {
         ("version", "action_version"),
     ] {
         let default = worker_flag_default(flag);
-        if definition[field] != default.as_str() {
+        // `--action-version` lists every version served, comma-separated.
+        let served = if flag == "action_version" {
+            default
+                .split(',')
+                .any(|version| definition[field] == version)
+        } else {
+            definition[field] == default.as_str()
+        };
+        if !served {
             problems.push(format!(
                 "{field} is {}, but `pipeline-publisher worker` polls for {default:?} by default",
                 definition[field]
@@ -855,60 +906,65 @@ fn action_definition_follows_the_custom_action_rules() {
             ));
         }
     }
-    assert_no_problems(
-        &problems,
-        &format!("{ACTION_DEFINITION} breaks CodePipeline's rules"),
-    );
+    assert_no_problems(&problems, &format!("{file} breaks CodePipeline's rules"));
 }
 
 #[test]
 fn action_definition_declares_exactly_the_properties_the_worker_reads() {
-    let problems = property_drift(
-        ACTION_DEFINITION,
-        &declared_properties(&action_definition()),
-    );
-    assert_no_problems(
-        &problems,
-        &format!("{ACTION_DEFINITION} and ACTION_PROPERTIES (src/pipeline/properties.rs) disagree"),
-    );
+    for (_, file, properties) in ACTION_DEFINITIONS {
+        let problems = property_drift(
+            file,
+            &declared_properties(&action_definition_at(file)),
+            properties,
+        );
+        assert_no_problems(
+            &problems,
+            &format!("{file} and ACTION_PROPERTIES (src/pipeline/properties.rs) disagree"),
+        );
+    }
 }
 
 #[test]
 fn custom_action_template_declares_exactly_the_properties_the_worker_reads() {
     let template = template(CUSTOM_ACTION_TEMPLATE);
-    let (_, resource) = single_resource(
-        &template,
-        "AWS::CodePipeline::CustomActionType",
-        CUSTOM_ACTION_TEMPLATE,
-    );
-    let action_type = camel_case_keys(&resource["Properties"]);
-    let problems = property_drift(CUSTOM_ACTION_TEMPLATE, &declared_properties(&action_type));
-    assert_no_problems(
-        &problems,
-        &format!(
-            "{CUSTOM_ACTION_TEMPLATE} and ACTION_PROPERTIES (src/pipeline/properties.rs) disagree"
-        ),
-    );
+    for (version, _, properties) in ACTION_DEFINITIONS {
+        let action_type = template_action_type(&template, version);
+        let problems = property_drift(
+            CUSTOM_ACTION_TEMPLATE,
+            &declared_properties(&action_type),
+            properties,
+        );
+        assert_no_problems(
+            &problems,
+            &format!(
+                "version {version} in {CUSTOM_ACTION_TEMPLATE} and ACTION_PROPERTIES \
+                 (src/pipeline/properties.rs) disagree"
+            ),
+        );
+    }
 }
 
 #[test]
 fn custom_action_template_matches_action_definition() {
     let template = template(CUSTOM_ACTION_TEMPLATE);
-    let (_, resource) = single_resource(
-        &template,
-        "AWS::CodePipeline::CustomActionType",
-        CUSTOM_ACTION_TEMPLATE,
-    );
-    let from_template = camel_case_keys(&resource["Properties"]);
-    let mut differences = Vec::new();
-    json_differences("", &from_template, &action_definition(), &mut differences);
-    assert_no_problems(
-        &differences,
-        &format!(
-            "the AWS::CodePipeline::CustomActionType in {CUSTOM_ACTION_TEMPLATE} (left, keys in \
-             camelCase) differs from {ACTION_DEFINITION} (right); make them identical"
-        ),
-    );
+    for (version, file, _) in ACTION_DEFINITIONS {
+        let from_template = template_action_type(&template, version);
+        let mut differences = Vec::new();
+        json_differences(
+            "",
+            &from_template,
+            &action_definition_at(file),
+            &mut differences,
+        );
+        assert_no_problems(
+            &differences,
+            &format!(
+                "the AWS::CodePipeline::CustomActionType version {version} in \
+                 {CUSTOM_ACTION_TEMPLATE} (left, keys in camelCase) differs from {file} (right); \
+                 make them identical"
+            ),
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -970,6 +1026,19 @@ fn as_list(value: &Value) -> Vec<Value> {
     }
 }
 
+/// Whether a KMS statement is `kms:Decrypt` with a `kms:ViaService` condition naming exactly
+/// Secrets Manager and SSM in the stack's region.
+fn decrypts_only_via_secret_stores(action: &str, statement: &Value) -> bool {
+    let services = as_list(&statement["Condition"]["StringEquals"]["kms:ViaService"]);
+    action == "kms:Decrypt"
+        && services
+            == [
+                serde_json::json!({ "Fn::Sub": "secretsmanager.${AWS::Region}.amazonaws.com" }),
+                serde_json::json!({ "Fn::Sub": "ssm.${AWS::Region}.amazonaws.com" }),
+            ]
+        && statement["Condition"].as_object().map(|c| c.len()) == Some(1)
+}
+
 #[test]
 fn worker_role_is_least_privilege() {
     let fleet = template(WORKER_FLEET_TEMPLATE);
@@ -978,9 +1047,22 @@ fn worker_role_is_least_privilege() {
     let action_type_arn = serde_json::json!({
         "Fn::Sub": "arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:actiontype:Custom/Deploy/${ActionProvider}/${ActionVersion}"
     });
+    // Version 2 (Authentication) is polled too, unless ActionVersionV2 is empty.
+    let action_type_arn_v2 = serde_json::json!({
+        "Fn::If": [
+            "ServesVersion2",
+            { "Fn::Sub": "arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:actiontype:Custom/Deploy/${ActionProvider}/${ActionVersionV2}" },
+            { "Ref": "AWS::NoValue" }
+        ]
+    });
     let mut polls_scoped = false;
+    let mut conditional_statements = Vec::new();
 
     for (origin, statement) in &statements {
+        if statement.get("Fn::If").is_some() {
+            conditional_statements.push((origin, statement));
+            continue;
+        }
         let sid = statement["Sid"].as_str().unwrap_or("(no Sid)");
         let at = format!("{origin} {sid}");
         if statement.get("NotAction").is_some() || statement.get("NotResource").is_some() {
@@ -1009,9 +1091,44 @@ fn worker_role_is_least_privilege() {
                      credentials, so its role needs no S3 permission"
                 ));
             }
-            if lower.starts_with("kms:") {
+            if lower.starts_with("kms:") && !decrypts_only_via_secret_stores(action, statement) {
                 problems.push(format!(
-                    "{at} grants {action}: the worker needs no KMS permission"
+                    "{at} grants {action}: the worker needs KMS only for kms:Decrypt through \
+                     Secrets Manager and SSM (a kms:ViaService condition naming exactly those)"
+                ));
+            }
+            if lower == "sts:getwebidentitytoken" {
+                problems.push(format!(
+                    "{at} grants {action} unconditionally; grant it only under the OidcEnabled \
+                     condition"
+                ));
+            }
+            let scoped_to_prefix =
+                |expected: &str| resources == [serde_json::json!({ "Fn::Sub": expected })];
+            if lower == "secretsmanager:getsecretvalue"
+                && !scoped_to_prefix(
+                    "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${SecretPrefix}*",
+                )
+            {
+                problems.push(format!(
+                    "{at} grants {action} on {resources:?}; scope it to the secrets under SecretPrefix"
+                ));
+            }
+            if lower == "ssm:getparameter"
+                && !scoped_to_prefix(
+                    "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/${SecretPrefix}*",
+                )
+            {
+                problems.push(format!(
+                    "{at} grants {action} on {resources:?}; scope it to the parameters under SecretPrefix"
+                ));
+            }
+            if lower.starts_with("secretsmanager:") && lower != "secretsmanager:getsecretvalue"
+                || lower.starts_with("ssm:") && lower != "ssm:getparameter"
+            {
+                problems.push(format!(
+                    "{at} grants {action}; the worker only reads registry logins (GetSecretValue, \
+                     GetParameter)"
                 ));
             }
         }
@@ -1019,7 +1136,7 @@ fn worker_role_is_least_privilege() {
             .iter()
             .any(|action| action == "codepipeline:PollForJobs")
         {
-            if resources == [action_type_arn.clone()] {
+            if resources == [action_type_arn.clone(), action_type_arn_v2.clone()] {
                 polls_scoped = true;
             } else {
                 problems.push(format!(
@@ -1066,6 +1183,35 @@ fn worker_role_is_least_privilege() {
                 ));
             }
         }
+    }
+    // The one conditional statement: web identity tokens, only when OIDC is enabled.
+    let expected_oidc = serde_json::json!({
+        "Fn::If": [
+            "OidcEnabled",
+            {
+                "Sid": "IssueWebIdentityTokens",
+                "Effect": "Allow",
+                "Action": "sts:GetWebIdentityToken",
+                "Resource": "*"
+            },
+            { "Ref": "AWS::NoValue" }
+        ]
+    });
+    let oidc_granted = conditional_statements
+        .iter()
+        .filter(|(_, statement)| **statement == expected_oidc)
+        .count();
+    if oidc_granted != 1 || conditional_statements.len() != 1 {
+        problems.push(format!(
+            "the only conditional statement should grant sts:GetWebIdentityToken under \
+             OidcEnabled ({expected_oidc}); found {conditional_statements:?}"
+        ));
+    }
+    let fleet_conditions = &fleet["Conditions"];
+    if fleet_conditions["OidcEnabled"]
+        != serde_json::json!({ "Fn::Equals": [{ "Ref": "EnableOidc" }, "true"] })
+    {
+        problems.push("the OidcEnabled condition should be EnableOidc = \"true\"".to_owned());
     }
     if !polls_scoped {
         problems.push(format!(
@@ -2362,4 +2508,70 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
         }
     }
     assert_no_problems(&problems, &format!("the {DOCKERFILE} lost its shape"));
+}
+
+#[test]
+fn worker_fleet_passes_its_trust_to_the_worker_and_outputs_the_role_to_map() {
+    let fleet = template(WORKER_FLEET_TEMPLATE);
+    let user_data = UserData::of_fleet(
+        &fleet,
+        &[
+            ("AllowedRegistries", "https://acme.jfrog.io"),
+            ("SecretPrefix", "ci/registry/"),
+        ],
+    );
+    let worker_env = key_values(&user_data.file(WORKER_ENV_FILE));
+    let mut problems = Vec::new();
+    for (variable, expected) in [
+        (
+            "PIPELINE_PUBLISHER_ALLOWED_REGISTRIES",
+            "https://acme.jfrog.io",
+        ),
+        ("PIPELINE_PUBLISHER_SECRET_PREFIX", "ci/registry/"),
+        ("PIPELINE_PUBLISHER_ACTION_VERSION", "1,2"),
+    ] {
+        if worker_env.get(variable).map(String::as_str) != Some(expected) {
+            problems.push(format!(
+                "{WORKER_ENV_FILE} sets {variable}={:?}; expected {expected:?}",
+                worker_env.get(variable)
+            ));
+        }
+    }
+    for (parameter, default) in [
+        ("AllowedRegistries", ""),
+        ("SecretPrefix", "pipeline-publisher/"),
+        ("EnableOidc", "false"),
+        ("ActionVersionV2", "2"),
+    ] {
+        if parameter_default(&fleet, parameter).as_deref() != Some(default) {
+            problems.push(format!(
+                "the parameter {parameter} should default to {default:?}"
+            ));
+        }
+    }
+    // The flag's own default must be the stack's, so a worker started by hand trusts the same.
+    if worker_flag_default("secret_prefix") != "pipeline-publisher/" {
+        problems.push("--secret-prefix and SecretPrefix disagree on the default".to_owned());
+    }
+    let output = &fleet["Outputs"]["RoleArnToMap"];
+    if output["Value"] != serde_json::json!({ "Fn::GetAtt": ["WorkerRole", "Arn"] }) {
+        problems.push(format!(
+            "the RoleArnToMap output should be the worker role's ARN (what the JFrog admin maps \
+             with PUT /access/api/v1/aws/iam_role); it is {output}"
+        ));
+    }
+    let (_, role) = single_resource(&fleet, "AWS::IAM::Role", WORKER_FLEET_TEMPLATE);
+    if role["Properties"]
+        .get("Path")
+        .is_some_and(|path| path != "/")
+    {
+        problems.push(
+            "the worker role must keep the default path: JFrog maps arn:aws:iam::<account>:role/<name>"
+                .to_owned(),
+        );
+    }
+    assert_no_problems(
+        &problems,
+        &format!("{WORKER_FLEET_TEMPLATE} does not hand the fleet's trust to the worker"),
+    );
 }
