@@ -148,6 +148,12 @@ pub struct WorkerArgs {
     /// Files at least this large log upload progress every 10 % or 30 s (e.g. 64MiB).
     #[arg(long, env = "PIPELINE_PUBLISHER_PROGRESS_MIN_SIZE", default_value = "64MiB", value_parser = crate::progress::parse_size)]
     pub progress_min_size: u64,
+    /// Byte ranges of one input artifact downloaded at once (1: one GET after the other).
+    #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_CONCURRENCY", default_value_t = crate::artifacts::ranged::DEFAULT_DOWNLOAD_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub download_concurrency: u16,
+    /// Bytes per ranged GET of an input artifact (e.g. 16MiB); larger artifacts are split.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_PART_SIZE", default_value = "16MiB", value_parser = crate::progress::parse_size)]
+    pub download_part_size: u64,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -232,6 +238,10 @@ impl WorkerArgs {
             upload_concurrency: usize::from(self.upload_concurrency),
             work_dir: self.work_dir.clone(),
             progress_log_min_bytes: self.progress_min_size,
+            download: crate::artifacts::DownloadSettings {
+                concurrency: usize::from(self.download_concurrency),
+                part_size: self.download_part_size,
+            },
             ..PublisherSettings::default()
         }
     }

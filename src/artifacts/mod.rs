@@ -2,8 +2,10 @@
 
 pub mod download;
 pub mod extract;
+pub mod ranged;
 pub mod upload;
 
 pub use download::{ArtifactStore, DownloadError};
 pub use extract::{ExtractError, ExtractLimits, ExtractedFile, extract_zip};
+pub use ranged::{CredentialSource, DownloadSettings};
 pub use upload::UploadError;

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::artifacts::{ArtifactStore, ExtractLimits, extract_zip};
+use crate::artifacts::{ArtifactStore, DownloadSettings, ExtractLimits, extract_zip};
 use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
@@ -62,6 +62,8 @@ pub struct PublisherSettings {
     pub progress_log_min_bytes: u64,
     /// Where published files and bytes and registry retries are counted.
     pub metrics: Arc<Metrics>,
+    /// Ranged downloads of input artifacts: ranges at once, bytes per range.
+    pub download: DownloadSettings,
 }
 
 impl Default for PublisherSettings {
@@ -74,6 +76,7 @@ impl Default for PublisherSettings {
             work_dir: None,
             progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
             metrics: Arc::new(Metrics::new()),
+            download: DownloadSettings::default(),
         }
     }
 }
@@ -227,11 +230,12 @@ impl Publisher {
             let root = destination.clone();
             let bytes = self
                 .store
-                .download(
+                .download_ranged(
                     artifact,
-                    credentials.current().await.as_ref(),
+                    credentials,
                     data.pipeline.region(),
                     &archive,
+                    self.settings.download,
                 )
                 .await
                 .map_err(|source| JobError::Download {

@@ -13,6 +13,7 @@ mod formats_wire;
 mod metrics_exposition;
 mod plan_failures;
 mod property_tests;
+mod ranged_downloads;
 mod registry_connection_faults;
 mod registry_faults;
 mod registry_tls;
