@@ -107,7 +107,7 @@ enum Probe {
     Empty,
 }
 
-struct Download<'a> {
+pub(super) struct Download<'a> {
     store: &'a ArtifactStore,
     artifact: &'a Artifact,
     credentials: &'a dyn CredentialSource,
@@ -116,6 +116,16 @@ struct Download<'a> {
     file: Arc<std::fs::File>,
     /// The client for the credentials last used, keyed by access key id.
     client: Mutex<Option<(String, aws_sdk_s3::Client)>>,
+    /// Spans of the object written to files of their own instead of `file`.
+    routes: Mutex<Arc<Vec<Route>>>,
+}
+
+/// Bytes `start..end` of the object go to `file` at `offset - start`, not into the archive.
+#[derive(Debug, Clone)]
+pub(super) struct Route {
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) file: Arc<std::fs::File>,
 }
 
 impl ArtifactStore {
@@ -133,20 +143,112 @@ impl ArtifactStore {
             path: destination.to_owned(),
             source,
         })?;
-        let download = Download {
-            store: self,
+        let download = Download::new(self, artifact, credentials, region, destination, file);
+        download.run(settings).await
+    }
+}
+
+impl<'a> Download<'a> {
+    pub(super) fn new(
+        store: &'a ArtifactStore,
+        artifact: &'a Artifact,
+        credentials: &'a dyn CredentialSource,
+        region: Option<&'a str>,
+        destination: &'a Path,
+        file: std::fs::File,
+    ) -> Self {
+        Download {
+            store,
             artifact,
             credentials,
             region,
             destination,
             file: Arc::new(file),
             client: Mutex::new(None),
-        };
-        download.run(settings).await
+            routes: Mutex::new(Arc::new(Vec::new())),
+        }
     }
-}
 
-impl Download<'_> {
+    pub(super) fn set_routes(&self, routes: Vec<Route>) {
+        *self.routes.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
+    }
+
+    /// Fetches `spans` (of an object of `total` bytes with `etag`), `concurrency` at a time.
+    pub(super) async fn fetch_spans(
+        &self,
+        spans: Vec<(u64, u64)>,
+        total: u64,
+        etag: Option<&str>,
+        concurrency: usize,
+    ) -> Result<(), DownloadError> {
+        futures::stream::iter(spans)
+            .map(|(first, last)| self.fetch_range(Span { first, last }, total, etag))
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map(|_| ())
+    }
+
+    /// The last `tail` bytes (all of a smaller object): the object's size, its ETag and
+    /// where the bytes read start. The file is sized to the object first.
+    pub(super) async fn read_tail(&self, tail: u64) -> Result<TailRead, DownloadError> {
+        match self.probe(ProbeRange::Suffix(tail.max(1))).await? {
+            Probe::Empty => Ok(TailRead {
+                total: 0,
+                etag: None,
+                start: 0,
+            }),
+            Probe::Whole(output) => {
+                let length = output.content_length().and_then(|n| u64::try_from(n).ok());
+                let total = self.whole(*output, length).await?;
+                Ok(TailRead {
+                    total,
+                    etag: None,
+                    start: 0,
+                })
+            }
+            Probe::Ranged {
+                total,
+                etag,
+                span,
+                output,
+            } => {
+                self.file
+                    .set_len(total)
+                    .map_err(|source| self.write_error(source))?;
+                match self.write_body(*output, span.first, Some(span.len())).await {
+                    Ok(_) => {}
+                    Err(Failure::Fatal(error)) => return Err(error),
+                    Err(Failure::Transient(source)) => {
+                        self.retry_range(span, total, etag.as_deref(), 1, Instant::now(), source)
+                            .await?;
+                    }
+                }
+                Ok(TailRead {
+                    total,
+                    etag,
+                    start: span.first,
+                })
+            }
+        }
+    }
+
+    async fn whole(
+        &self,
+        output: GetObjectOutput,
+        length: Option<u64>,
+    ) -> Result<u64, DownloadError> {
+        match self.write_body(output, 0, length).await {
+            Ok(size) => Ok(size),
+            Err(Failure::Fatal(error)) => Err(error),
+            Err(Failure::Transient(source)) => Err(DownloadError::Failed {
+                bucket: self.artifact.bucket.clone(),
+                key: self.artifact.key.clone(),
+                source,
+            }),
+        }
+    }
+
     async fn run(&self, settings: DownloadSettings) -> Result<u64, DownloadError> {
         let part = settings.part_size.max(1);
         let concurrency = settings.concurrency.max(1);
@@ -154,21 +256,11 @@ impl Download<'_> {
             first: 0,
             last: part - 1,
         };
-        let (total, etag, span, output) = match self.probe(first).await? {
+        let (total, etag, span, output) = match self.probe(ProbeRange::Prefix(first)).await? {
             Probe::Empty => return Ok(0),
             Probe::Whole(output) => {
                 let length = output.content_length().and_then(|n| u64::try_from(n).ok());
-                let written = self.write_body(*output, 0, length).await;
-                return match written {
-                    Ok(size) => Ok(size),
-                    Err(Failure::Fatal(error)) => Err(error),
-                    // A whole-object answer to a ranged GET: read it again the plain way.
-                    Err(Failure::Transient(source)) => Err(DownloadError::Failed {
-                        bucket: self.artifact.bucket.clone(),
-                        key: self.artifact.key.clone(),
-                        source,
-                    }),
-                };
+                return self.whole(*output, length).await;
             }
             Probe::Ranged {
                 total,
@@ -216,17 +308,22 @@ impl Download<'_> {
     }
 
     /// The first range, retried: learns the size and ETag.
-    async fn probe(&self, span: Span) -> Result<Probe, DownloadError> {
+    async fn probe(&self, range: ProbeRange) -> Result<Probe, DownloadError> {
         let started = Instant::now();
         let mut attempt = 1;
+        let span = match range {
+            ProbeRange::Prefix(span) => span,
+            ProbeRange::Suffix(length) => Span {
+                first: 0,
+                last: length - 1,
+            },
+        };
         loop {
-            let failure = match self.request(span, None).await {
+            let failure = match self.request_header(range.header(), None).await {
                 Ok(output) => match output.content_range() {
                     None => return Ok(Probe::Whole(Box::new(output))),
                     Some(content_range) => match parse_content_range(content_range) {
-                        Some((first, last, total))
-                            if first == 0 && last == span.last.min(total.saturating_sub(1)) =>
-                        {
+                        Some((first, last, total)) if range.answered_by(first, last, total) => {
                             let span = Span { first, last };
                             match self.check_length(&output, span) {
                                 Ok(()) => {
@@ -365,6 +462,15 @@ impl Download<'_> {
         etag: Option<&str>,
     ) -> Result<GetObjectOutput, SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>>
     {
+        self.request_header(span.header(), etag).await
+    }
+
+    async fn request_header(
+        &self,
+        range: String,
+        etag: Option<&str>,
+    ) -> Result<GetObjectOutput, SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>>
+    {
         let client = match self.client().await {
             Some(client) => client,
             None => {
@@ -375,7 +481,7 @@ impl Download<'_> {
             .get_object()
             .bucket(&self.artifact.bucket)
             .key(&self.artifact.key)
-            .range(span.header())
+            .range(range)
             .set_if_match(etag.map(str::to_owned))
             .customize()
             .config_override(
@@ -462,8 +568,13 @@ impl Download<'_> {
     /// One positioned write on a blocking thread; gives the buffer back, emptied.
     async fn write_at(&self, buffer: Vec<u8>, offset: u64) -> Result<Vec<u8>, Failure> {
         let file = self.file.clone();
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         let result = tokio::task::spawn_blocking(move || {
-            let written = write_all_at(&file, &buffer, offset);
+            let written = write_routed(&file, &routes, &buffer, offset);
             (written, buffer)
         })
         .await;
@@ -586,6 +697,78 @@ impl Download<'_> {
             source,
         }
     }
+}
+
+/// What the first request of a download asks for.
+#[derive(Debug, Clone, Copy)]
+enum ProbeRange {
+    /// The object's first bytes.
+    Prefix(Span),
+    /// The object's last `n` bytes (`bytes=-n`).
+    Suffix(u64),
+}
+
+impl ProbeRange {
+    fn header(self) -> String {
+        match self {
+            ProbeRange::Prefix(span) => span.header(),
+            ProbeRange::Suffix(length) => format!("bytes=-{length}"),
+        }
+    }
+
+    /// Whether `Content-Range: bytes first-last/total` is the answer to this request.
+    fn answered_by(self, first: u64, last: u64, total: u64) -> bool {
+        match self {
+            ProbeRange::Prefix(span) => first == 0 && last == span.last.min(total - 1),
+            ProbeRange::Suffix(length) => {
+                last == total - 1 && first == total.saturating_sub(length)
+            }
+        }
+    }
+}
+
+/// What reading an object's tail learnt.
+#[derive(Debug, Clone)]
+pub(super) struct TailRead {
+    pub(super) total: u64,
+    pub(super) etag: Option<String>,
+    /// Where the bytes read start (0: the whole object was read).
+    pub(super) start: u64,
+}
+
+/// Writes `buffer` (the object's bytes from `offset`) to the archive, except the parts that
+/// fall in a route, which go to the route's own file.
+fn write_routed(
+    archive: &std::fs::File,
+    routes: &[Route],
+    buffer: &[u8],
+    offset: u64,
+) -> std::io::Result<()> {
+    let end = offset + buffer.len() as u64;
+    let mut position = offset;
+    while position < end {
+        let slice = |from: u64, to: u64| &buffer[(from - offset) as usize..(to - offset) as usize];
+        match routes
+            .iter()
+            .filter(|route| route.end > position && route.start < end)
+            .min_by_key(|route| route.start)
+        {
+            Some(route) if route.start <= position => {
+                let to = route.end.min(end);
+                write_all_at(&route.file, slice(position, to), position - route.start)?;
+                position = to;
+            }
+            Some(route) => {
+                write_all_at(archive, slice(position, route.start), position)?;
+                position = route.start;
+            }
+            None => {
+                write_all_at(archive, slice(position, end), position)?;
+                position = end;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `bytes first-last/total` → (first, last, total).

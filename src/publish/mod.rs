@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::artifacts::{ArtifactStore, DownloadSettings, ExtractLimits, extract_zip};
+use crate::artifacts::{ArtifactStore, DownloadSettings, ExtractLimits, extract_zip_routed};
 use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
@@ -228,21 +228,27 @@ impl Publisher {
             let archive = workspace.join(format!("artifact-{index}.zip"));
             let destination = workspace.join(format!("artifact-{index}"));
             let root = destination.clone();
-            let bytes = self
+            let fetched = self
                 .store
-                .download_ranged(
+                .download_zip(
                     artifact,
                     credentials,
                     data.pipeline.region(),
                     &archive,
                     self.settings.download,
+                    self.settings.extract_limits,
                 )
                 .await
                 .map_err(|source| JobError::Download {
                     artifact: artifact.name.clone(),
                     source,
                 })?;
-            info!(artifact = %artifact.name, bytes, "downloaded input artifact");
+            info!(
+                artifact = %artifact.name,
+                bytes = fetched.bytes,
+                stored_in_place = fetched.routed.len(),
+                "downloaded input artifact"
+            );
             let limits = self.settings.extract_limits;
             let files = tokio::task::spawn_blocking(move || {
                 std::fs::create_dir(&destination)
@@ -250,7 +256,9 @@ impl Publisher {
                         path: destination.clone(),
                         source,
                     })
-                    .and_then(|()| extract_zip(&archive, &destination, limits))
+                    .and_then(|()| {
+                        extract_zip_routed(&archive, &destination, limits, &fetched.routed)
+                    })
                     .inspect(|_| {
                         // The archive is no longer needed; free its disk space early.
                         let _ = std::fs::remove_file(&archive);

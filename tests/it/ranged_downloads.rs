@@ -14,6 +14,8 @@ use pipeline_publisher::sandbox::{ArtifactSpec, JobResult, Sandbox, SandboxConfi
 use sha2::{Digest, Sha256};
 
 const PART: u64 = 64 * 1024;
+/// The first read of a zip: its last 128 KiB, where the central directory is.
+const TAIL: u64 = 128 * 1024;
 
 /// Bytes that do not compress, so the zip is about as large as its content.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
@@ -128,7 +130,11 @@ async fn a_large_artifact_is_read_in_ranges_with_if_match_and_published_intact()
 
     let size = fixture.archive_size();
     let reads = fixture.reads();
-    assert_eq!(reads.len() as u64, size.div_ceil(PART), "{reads:?}");
+    assert_eq!(
+        reads.len() as u64,
+        1 + (size - TAIL).div_ceil(PART),
+        "{reads:?}"
+    );
     let etag = fixture
         .environment
         .sandbox
@@ -136,14 +142,18 @@ async fn a_large_artifact_is_read_in_ranges_with_if_match_and_published_intact()
         .object(&fixture.artifact.bucket, &fixture.artifact.key)
         .unwrap()
         .etag;
-    assert_eq!(reads[0], (Some(format!("bytes=0-{}", PART - 1)), None, 206));
+    assert_eq!(reads[0], (Some(format!("bytes=-{TAIL}")), None, 206));
     let mut ranges: Vec<String> = Vec::new();
     for (range, if_match, status) in &reads[1..] {
         assert_eq!(if_match.as_deref(), Some(etag.as_str()), "{range:?}");
         assert_eq!(*status, 206);
         ranges.push(range.clone().unwrap());
     }
-    let last = format!("bytes={}-{}", (size - 1) / PART * PART, size - 1);
+    let last = format!(
+        "bytes={}-{}",
+        (size - TAIL - 1) / PART * PART,
+        size - TAIL - 1
+    );
     assert!(ranges.contains(&last), "{ranges:?} lacks {last}");
 
     let image = fixture
@@ -160,14 +170,75 @@ async fn a_large_artifact_is_read_in_ranges_with_if_match_and_published_intact()
 }
 
 #[tokio::test]
+async fn a_stored_image_goes_straight_to_its_own_file_and_is_published_intact() {
+    use std::io::Write;
+    let environment = LocalEnvironment::start().await.unwrap();
+    let image = noise(700 * 1024, 5);
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer
+        .start_file("NOTES.md", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer.write_all(b"release notes").unwrap();
+    writer.start_file("fw/image.bin", stored).unwrap();
+    writer.write_all(&image).unwrap();
+    let bytes = writer.finish().unwrap().into_inner();
+    let bucket = environment.sandbox.sandbox.config().artifact_bucket.clone();
+    let key = "nestbox-firmware/BuildOutput/Stored01";
+    environment
+        .sandbox
+        .sandbox
+        .put_object(&bucket, key, &bytes)
+        .unwrap();
+    let artifact = ArtifactSpec {
+        name: "BuildOutput".into(),
+        revision: Some("0123456789abcdef".into()),
+        bucket,
+        key: key.into(),
+    };
+    let job_id = environment.queue_job(
+        "nestbox-firmware",
+        environment.firmware_configuration(),
+        vec![artifact.clone()],
+    );
+    let fixture = Fixture {
+        environment,
+        artifact,
+        job_id,
+        image,
+    };
+    let result = fixture.run(4).await;
+    assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    let image = fixture
+        .environment
+        .registry
+        .registry
+        .artifacts(DEMO_REPO)
+        .into_iter()
+        .find(|artifact| artifact.path.ends_with("fw/image.bin"))
+        .expect("the image was published");
+    assert_eq!(image.sha256, hex::encode(Sha256::digest(&fixture.image)));
+    assert_eq!(fixture.published(), 2);
+    // The tail, the image's local header, then the rest in parts.
+    let reads = fixture.reads();
+    assert_eq!(reads[0].0, Some(format!("bytes=-{TAIL}")));
+    let header_read = reads[1].0.clone().unwrap();
+    let (first, last) = header_read
+        .trim_start_matches("bytes=")
+        .split_once('-')
+        .unwrap();
+    let span = last.parse::<u64>().unwrap() - first.parse::<u64>().unwrap() + 1;
+    assert!(span <= 30 + 4096, "{header_read}");
+}
+
+#[tokio::test]
 async fn one_range_at_a_time_publishes_the_same_files() {
     let fixture = fixture().await;
     let result = fixture.run(1).await;
     assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
-    assert_eq!(
-        fixture.reads().len() as u64,
-        fixture.archive_size().div_ceil(PART)
-    );
+    let after_tail = fixture.archive_size() - TAIL;
+    assert_eq!(fixture.reads().len() as u64, 1 + after_tail.div_ceil(PART));
     assert_eq!(fixture.published(), 2);
 }
 
@@ -210,7 +281,7 @@ async fn a_range_answered_short_fails_the_job_and_publishes_nothing() {
     assert_eq!(failure_type, "JobFailed");
     assert!(message.contains("`BuildOutput`"), "{message}");
     assert!(
-        message.contains(&format!("with {} bytes instead of {PART}", PART / 2)),
+        message.contains(&format!("with {} bytes instead of {TAIL}", TAIL / 2)),
         "{message}"
     );
     assert_eq!(fixture.published(), 0);
