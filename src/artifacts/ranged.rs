@@ -650,8 +650,7 @@ impl<'a> Download<'a> {
 
     fn changed(&self, span: Span, etag: &str) -> DownloadError {
         DownloadError::Changed {
-            bucket: self.artifact.bucket.clone(),
-            key: self.artifact.key.clone(),
+            object: self.object(),
             range: span.header(),
             etag: etag.to_owned(),
         }
@@ -659,8 +658,7 @@ impl<'a> Download<'a> {
 
     fn wrong_length(&self, span: Span, received: u64) -> DownloadError {
         DownloadError::WrongLength {
-            bucket: self.artifact.bucket.clone(),
-            key: self.artifact.key.clone(),
+            object: self.object(),
             range: span.header(),
             expected: span.len(),
             received,
@@ -669,8 +667,7 @@ impl<'a> Download<'a> {
 
     fn bad_content_range(&self, span: Span, content_range: &str) -> DownloadError {
         DownloadError::BadContentRange {
-            bucket: self.artifact.bucket.clone(),
-            key: self.artifact.key.clone(),
+            object: self.object(),
             range: span.header(),
             content_range: content_range.to_owned(),
         }
@@ -683,12 +680,15 @@ impl<'a> Download<'a> {
         source: Box<dyn std::error::Error + Send + Sync>,
     ) -> DownloadError {
         DownloadError::RangeFailed {
-            bucket: self.artifact.bucket.clone(),
-            key: self.artifact.key.clone(),
+            object: self.object(),
             range: span.header(),
             attempts,
             source,
         }
+    }
+
+    fn object(&self) -> String {
+        format!("s3://{}/{}", self.artifact.bucket, self.artifact.key)
     }
 
     fn write_error(&self, source: std::io::Error) -> DownloadError {
