@@ -245,7 +245,7 @@ pub fn extract_zip_routed(
         let placed = match (&output, &routed_file) {
             (Some(output), _) => output.sync_all(),
             // Hashed and checked (CRC included) through the view: now it takes its place.
-            (None, Some(file)) => fs::hard_link(file, &path).and_then(|()| fs::remove_file(file)),
+            (None, Some(file)) => place(file, &path),
             (None, None) => Ok(()),
         };
         placed.map_err(|source| ExtractError::Write {
@@ -262,6 +262,17 @@ pub fn extract_zip_routed(
     }
     files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
     Ok(files)
+}
+
+/// Moves a routed entry's file to its place without writing its bytes again: a hard link (which,
+/// like `create_new`, refuses a path that exists), or a rename where links are not supported.
+fn place(file: &Path, path: &Path) -> io::Result<()> {
+    match fs::hard_link(file, path) {
+        Ok(()) => fs::remove_file(file),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(error),
+        Err(_) if fs::symlink_metadata(path).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => fs::rename(file, path),
+    }
 }
 
 /// Turns an entry name into a safe relative `/`-separated path, or says why it is unsafe.
