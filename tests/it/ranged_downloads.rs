@@ -402,3 +402,83 @@ async fn a_worker_killed_mid_download_leaves_the_job_to_the_next_worker_process(
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].sha256, hex::encode(Sha256::digest(&image)));
 }
+
+/// A zip whose entries are all stored (uncompressed), so large ones are routed.
+fn stored_zip(entries: &[(&str, &[u8])], symlink: bool) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in entries {
+        writer.start_file(*name, options).unwrap();
+        writer.write_all(body).unwrap();
+    }
+    if symlink {
+        writer
+            .add_symlink("config", "/etc/shadow", options)
+            .unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// Runs a job on `zip` and returns its failure.
+async fn refused(zip: Vec<u8>) -> (String, String) {
+    let environment = LocalEnvironment::start().await.unwrap();
+    let bucket = environment.sandbox.sandbox.config().artifact_bucket.clone();
+    let key = "nestbox-firmware/BuildOutput/Bad";
+    environment
+        .sandbox
+        .sandbox
+        .put_object(&bucket, key, &zip)
+        .unwrap();
+    let artifact = ArtifactSpec {
+        name: "BuildOutput".into(),
+        revision: Some("0123456789abcdef".into()),
+        bucket,
+        key: key.into(),
+    };
+    let job_id = environment.queue_job(
+        "nestbox-firmware",
+        environment.firmware_configuration(),
+        vec![artifact.clone()],
+    );
+    let fixture = Fixture {
+        environment,
+        artifact,
+        job_id,
+        image: Vec::new(),
+    };
+    let result = fixture.run(4).await;
+    assert_eq!(fixture.published(), 0);
+    let (failure_type, message) = failure(&result);
+    (failure_type.to_owned(), message.to_owned())
+}
+
+#[tokio::test]
+async fn large_stored_entries_are_refused_exactly_as_before() {
+    let image = noise(300 * 1024, 3);
+
+    let (kind, message) = refused(stored_zip(
+        &[("good.img", &image), ("../evil.img", &image)],
+        false,
+    ))
+    .await;
+    assert_eq!(kind, "ConfigurationError");
+    assert!(message.contains("contains `..`"), "{message}");
+
+    let (kind, message) = refused(stored_zip(&[("image.img", &image)], true)).await;
+    assert_eq!(kind, "ConfigurationError");
+    assert!(message.contains("symbolic link"), "{message}");
+
+    // The second central-directory entry points at the first entry's local header and data.
+    let mut overlapping = stored_zip(&[("a.img", &image), ("b.img", &image)], false);
+    let central: Vec<usize> = (0..overlapping.len() - 4)
+        .filter(|&offset| overlapping[offset..offset + 4] == [0x50, 0x4b, 0x01, 0x02])
+        .collect();
+    assert_eq!(central.len(), 2);
+    let first_local = overlapping[central[0] + 42..central[0] + 46].to_vec();
+    overlapping[central[1] + 42..central[1] + 46].copy_from_slice(&first_local);
+    let (kind, message) = refused(overlapping).await;
+    assert_eq!(kind, "ConfigurationError");
+    assert!(message.contains("share their compressed data"), "{message}");
+}
