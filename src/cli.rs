@@ -153,6 +153,12 @@ pub struct WorkerArgs {
 
     #[command(flatten)]
     pub trust: TrustArgs,
+    /// Byte ranges of one input artifact downloaded at once (1: one GET after the other).
+    #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_CONCURRENCY", default_value_t = crate::artifacts::ranged::DEFAULT_DOWNLOAD_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub download_concurrency: u16,
+    /// Bytes per ranged GET of an input artifact (e.g. 16MiB); larger artifacts are split.
+    #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_PART_SIZE", default_value = "16MiB", value_parser = crate::progress::parse_size)]
+    pub download_part_size: u64,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -261,6 +267,10 @@ impl WorkerArgs {
             login: crate::publish::login::LoginSettings {
                 trust: self.trust.fleet_trust().unwrap_or_default(),
                 ..Default::default()
+            },
+            download: crate::artifacts::DownloadSettings {
+                concurrency: usize::from(self.download_concurrency),
+                part_size: self.download_part_size,
             },
             ..PublisherSettings::default()
         }

@@ -130,13 +130,26 @@ pub const S3_OBJECT: RetryPolicy = RetryPolicy {
     throttled: None,
 };
 
+/// One range of a parallel artifact download (connection failures, timeouts, 5xx, 429, a body
+/// cut short), retried on its own with fresh job credentials; the SDK's retries are off for
+/// these calls. A 412 (the object changed) or a range answered wrongly is never retried.
+pub const S3_RANGE: RetryPolicy = RetryPolicy {
+    calls: "S3 ranged GetObject (one range of a download)",
+    layer: "artifact download",
+    attempts: 5,
+    deadline: Some(seconds(120)),
+    errors: Pace::new(millis(200), seconds(5), Jitter::Equal),
+    throttled: None,
+};
+
 /// Every policy, in the order `RELIABILITY.md` lists them.
-pub const POLICIES: [RetryPolicy; 5] = [
+pub const POLICIES: [RetryPolicy; 6] = [
     REGISTRY_REQUEST,
     POLL_FOR_JOBS,
     JOB_CALL,
     RESULT_CALL,
     S3_OBJECT,
+    S3_RANGE,
 ];
 
 /// The retry table as `RELIABILITY.md` shows it (Markdown), generated from [`POLICIES`].

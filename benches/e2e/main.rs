@@ -4,6 +4,7 @@
 //! cargo bench --bench e2e                 # all six scenarios (about 6 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
+//! cargo bench --bench e2e -- 7            # issue 13: ranged S3 downloads at 90 MB/s per connection
 //! ```
 //!
 //! The stand-ins (CodePipeline job API + S3, the mock registry) and the proxies run in this
@@ -13,6 +14,7 @@
 //! system temp dir, and is removed at the end. Results are printed as a Markdown table and
 //! written to `target/tmp/e2e-results.md`.
 
+mod cloud_download;
 mod data;
 mod fleet;
 mod large;
@@ -40,7 +42,7 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=6).contains(number))
+        .filter(|number| (1..=7).contains(number))
         .collect();
     if selected.is_empty() {
         selected = (1..=6).collect();
@@ -100,7 +102,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5] {
+        for scenario in [4, 2, 1, 3, 5, 7] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -111,6 +113,7 @@ fn main() {
                 3 => large::scenario_3(&bench, &mut report).await,
                 4 => polling::scenario_4(&bench, &mut report).await,
                 5 => fleet::scenario_5(&bench, &mut report).await,
+                7 => cloud_download::scenario_7(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(

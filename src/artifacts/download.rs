@@ -61,6 +61,45 @@ pub enum DownloadError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{object} changed while it was being downloaded (S3 answered 412 PreconditionFailed to \
+         {range} with If-Match {etag}); nothing was published, so that two versions are never \
+         mixed: re-run the action to publish the current one"
+    )]
+    Changed {
+        /// `s3://bucket/key`.
+        object: String,
+        range: String,
+        etag: String,
+    },
+    #[error(
+        "S3 answered {range} of {object} with {received} bytes instead of {expected}; nothing \
+         was published (a proxy between the worker and S3 may be altering responses)"
+    )]
+    WrongLength {
+        object: String,
+        range: String,
+        expected: u64,
+        received: u64,
+    },
+    #[error(
+        "S3 answered {range} of {object} with Content-Range `{content_range}`, not the range \
+         asked for; nothing was published"
+    )]
+    BadContentRange {
+        object: String,
+        range: String,
+        content_range: String,
+    },
+    #[error("{range} of {object} still failed after {attempts} attempts")]
+    RangeFailed {
+        object: String,
+        range: String,
+        attempts: u32,
+        /// The last attempt's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 impl DownloadError {

@@ -6,13 +6,14 @@
 //! trusted from headers, so a zip bomb stops at the cap however it lies. Each file's checksums
 //! are computed in the same pass that writes it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
 use zip::ZipArchive;
 use zip::result::ZipError;
 
+use super::zip_fetch::{ArchiveView, RoutedEntry};
 use crate::checksum::{Checksums, hash_stream};
 
 /// Caps that bound what one artifact may expand to.
@@ -112,11 +113,24 @@ pub fn extract_zip(
     destination: &Path,
     limits: ExtractLimits,
 ) -> Result<Vec<ExtractedFile>, ExtractError> {
-    let file = File::open(archive).map_err(|source| ExtractError::Write {
+    extract_zip_routed(archive, destination, limits, &[])
+}
+
+/// [`extract_zip`] for an archive downloaded with some stored entries routed to files of their
+/// own ([`crate::artifacts::zip_fetch`]): the archive is read through [`ArchiveView`], so every
+/// check sees the object's own bytes, and a routed entry is hashed in that pass and its file
+/// linked into place rather than written again.
+pub fn extract_zip_routed(
+    archive: &Path,
+    destination: &Path,
+    limits: ExtractLimits,
+    routed: &[RoutedEntry],
+) -> Result<Vec<ExtractedFile>, ExtractError> {
+    let view = ArchiveView::open(archive, routed).map_err(|source| ExtractError::Write {
         path: archive.to_owned(),
         source,
     })?;
-    let mut zip = ZipArchive::new(io::BufReader::new(file)).map_err(ExtractError::NotAZip)?;
+    let mut zip = ZipArchive::new(io::BufReader::new(view)).map_err(ExtractError::NotAZip)?;
     if zip.len() > limits.max_entries {
         return Err(ExtractError::TooManyEntries {
             limit: limits.max_entries,
@@ -165,6 +179,17 @@ pub fn extract_zip(
     for (index, name, relative) in plan {
         let mut entry = zip.by_index(index).map_err(ExtractError::NotAZip)?;
         let compressed = entry.compressed_size().max(1);
+        // A routed entry's bytes are already in a file of their own, where the zip crate
+        // agrees they are (otherwise the entry is written out as any other).
+        let routed_file = routed
+            .iter()
+            .find(|routed| {
+                routed.index == index
+                    && entry.compression() == zip::CompressionMethod::Stored
+                    && entry.data_start() == Some(routed.data_start)
+                    && entry.compressed_size() == routed.size
+            })
+            .map(|routed| routed.file.clone());
         let path = destination.join(&relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
@@ -172,14 +197,19 @@ pub fn extract_zip(
                 source,
             })?;
         }
-        let mut output = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|source| ExtractError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        let mut output = match routed_file {
+            Some(_) => None,
+            None => Some(
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(|source| ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    })?,
+            ),
+        };
         let mut size = 0u64;
         let (_, checksums) = hash_stream(
             &mut entry,
@@ -196,19 +226,29 @@ pub fn extract_zip(
                         limit: limits.max_ratio,
                     });
                 }
-                output
-                    .write_all(chunk)
-                    .map_err(|source| ExtractError::Write {
-                        path: path.clone(),
-                        source,
-                    })
+                match output.as_mut() {
+                    Some(output) => output
+                        .write_all(chunk)
+                        .map_err(|source| ExtractError::Write {
+                            path: path.clone(),
+                            source,
+                        }),
+                    None => Ok(()),
+                }
             },
             |source| ExtractError::Corrupt {
                 entry: name.clone(),
                 source,
             },
         )?;
-        output.sync_all().map_err(|source| ExtractError::Write {
+        drop(entry);
+        let placed = match (&output, &routed_file) {
+            (Some(output), _) => output.sync_all(),
+            // Hashed and checked (CRC included) through the view: now it takes its place.
+            (None, Some(file)) => place(file, &path),
+            (None, None) => Ok(()),
+        };
+        placed.map_err(|source| ExtractError::Write {
             path: path.clone(),
             source,
         })?;
@@ -224,8 +264,19 @@ pub fn extract_zip(
     Ok(files)
 }
 
+/// Moves a routed entry's file to its place without writing its bytes again: a hard link (which,
+/// like `create_new`, refuses a path that exists), or a rename where links are not supported.
+fn place(file: &Path, path: &Path) -> io::Result<()> {
+    match fs::hard_link(file, path) {
+        Ok(()) => fs::remove_file(file),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => Err(error),
+        Err(_) if fs::symlink_metadata(path).is_ok() => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => fs::rename(file, path),
+    }
+}
+
 /// Turns an entry name into a safe relative `/`-separated path, or says why it is unsafe.
-fn safe_relative_path(name: &str) -> Result<String, ExtractError> {
+pub(super) fn safe_relative_path(name: &str) -> Result<String, ExtractError> {
     let unsafe_path = |reason| ExtractError::UnsafePath {
         entry: name.to_owned(),
         reason,

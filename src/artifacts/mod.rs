@@ -2,8 +2,12 @@
 
 pub mod download;
 pub mod extract;
+pub mod ranged;
 pub mod upload;
+pub mod zip_fetch;
 
 pub use download::{ArtifactStore, DownloadError};
-pub use extract::{ExtractError, ExtractLimits, ExtractedFile, extract_zip};
+pub use extract::{ExtractError, ExtractLimits, ExtractedFile, extract_zip, extract_zip_routed};
+pub use ranged::{CredentialSource, DownloadSettings};
 pub use upload::UploadError;
+pub use zip_fetch::{FetchedZip, RoutedEntry};

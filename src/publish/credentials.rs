@@ -78,6 +78,15 @@ impl JobCredentials {
     }
 }
 
+impl crate::artifacts::CredentialSource for JobCredentials {
+    fn current(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<ArtifactCredentials>> + Send + '_>>
+    {
+        Box::pin(JobCredentials::current(self))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::artifacts::{ArtifactStore, ExtractLimits, extract_zip};
+use crate::artifacts::{ArtifactStore, DownloadSettings, ExtractLimits, extract_zip_routed};
 use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
@@ -65,6 +65,8 @@ pub struct PublisherSettings {
     pub metrics: Arc<Metrics>,
     /// The fleet's trust and AWS identity for passwordless `Authentication` modes.
     pub login: login::LoginSettings,
+    /// Ranged downloads of input artifacts: ranges at once, bytes per range.
+    pub download: DownloadSettings,
 }
 
 impl Default for PublisherSettings {
@@ -78,6 +80,7 @@ impl Default for PublisherSettings {
             progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
             metrics: Arc::new(Metrics::new()),
             login: login::LoginSettings::default(),
+            download: DownloadSettings::default(),
         }
     }
 }
@@ -234,20 +237,27 @@ impl Publisher {
             let archive = workspace.join(format!("artifact-{index}.zip"));
             let destination = workspace.join(format!("artifact-{index}"));
             let root = destination.clone();
-            let bytes = self
+            let fetched = self
                 .store
-                .download(
+                .download_zip(
                     artifact,
-                    credentials.current().await.as_ref(),
+                    credentials,
                     data.pipeline.region(),
                     &archive,
+                    self.settings.download,
+                    self.settings.extract_limits,
                 )
                 .await
                 .map_err(|source| JobError::Download {
                     artifact: artifact.name.clone(),
                     source,
                 })?;
-            info!(artifact = %artifact.name, bytes, "downloaded input artifact");
+            info!(
+                artifact = %artifact.name,
+                bytes = fetched.bytes,
+                stored_in_place = fetched.routed.len(),
+                "downloaded input artifact"
+            );
             let limits = self.settings.extract_limits;
             let files = tokio::task::spawn_blocking(move || {
                 std::fs::create_dir(&destination)
@@ -255,7 +265,9 @@ impl Publisher {
                         path: destination.clone(),
                         source,
                     })
-                    .and_then(|()| extract_zip(&archive, &destination, limits))
+                    .and_then(|()| {
+                        extract_zip_routed(&archive, &destination, limits, &fetched.routed)
+                    })
                     .inspect(|_| {
                         // The archive is no longer needed; free its disk space early.
                         let _ = std::fs::remove_file(&archive);

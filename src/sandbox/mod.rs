@@ -40,6 +40,7 @@ mod model;
 mod objects;
 mod s3;
 mod secrets;
+mod s3_range;
 mod sigv4;
 mod ssm;
 mod state;
@@ -82,6 +83,7 @@ pub use model::{
     ActionTypeId, ArtifactSpec, CallOutcome, CredentialsSpec, JobRecord, JobResult, JobSpec,
     JobStatus, RecordedCall, StoredObject,
 };
+pub use s3_range::S3Read;
 
 use state::{Credential, CredentialScope, Inner};
 
@@ -96,6 +98,9 @@ pub struct SandboxConfig {
     pub ack_timeout: Duration,
     /// The pipeline's artifact bucket, for building job specs.
     pub artifact_bucket: String,
+    /// Bytes per second each S3 GET connection may deliver (real S3 serves one connection at
+    /// roughly 80–100 MB/s); `None`: as fast as loopback goes.
+    pub s3_connection_rate: Option<u64>,
 }
 
 impl Default for SandboxConfig {
@@ -105,6 +110,7 @@ impl Default for SandboxConfig {
             account_id: "111122223333".to_owned(),
             ack_timeout: Duration::from_secs(30),
             artifact_bucket: "codepipeline-eu-west-1-111122223333".to_owned(),
+            s3_connection_rate: None,
         }
     }
 }

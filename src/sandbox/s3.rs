@@ -17,6 +17,7 @@ use super::ids;
 use super::job_api::session_token;
 use super::model::{RecordedCall, StoredObject};
 use super::objects::quoted_etag;
+use super::s3_range::{ByteRange, RateCapped, S3Read};
 use super::sigv4::{self, AuthorizationError};
 use super::state::CredentialScope;
 
@@ -25,6 +26,8 @@ struct S3Error {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Elements S3 adds for some codes (`Condition`, `RangeRequested`, `ActualObjectSize`).
+    extra: Vec<(&'static str, String)>,
 }
 
 impl S3Error {
@@ -33,17 +36,32 @@ impl S3Error {
             status,
             code,
             message: message.into(),
+            extra: Vec::new(),
         }
+    }
+
+    fn with(mut self, element: &'static str, value: impl Into<String>) -> Self {
+        self.extra.push((element, value.into()));
+        self
     }
 
     fn into_response(self, key: &str) -> Response {
         let request_id = ids::request_id();
+        let extra: String = self
+            .extra
+            .iter()
+            .map(|(element, value)| format!("<{element}>{}</{element}>", xml_escape(value)))
+            .collect();
+        let key = if self.extra.is_empty() {
+            format!("<Key>{}</Key>", xml_escape(key))
+        } else {
+            String::new()
+        };
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{}</Code><Message>{}\
-             </Message><Key>{}</Key><RequestId>{request_id}</RequestId></Error>",
+             </Message>{key}{extra}<RequestId>{request_id}</RequestId></Error>",
             self.code,
             xml_escape(&self.message),
-            xml_escape(key)
         );
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
@@ -103,7 +121,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         Ok(ref key) => match authenticate(&sandbox, &parts) {
             Err(error) => Err(error),
             Ok(()) => match parts.method {
-                Method::GET | Method::HEAD => get(&sandbox, &bucket, key),
+                Method::GET | Method::HEAD => get(&sandbox, &parts, &bucket, key),
                 Method::PUT => put(&sandbox, &parts, body, &bucket, key).await,
                 _ => Err(S3Error::new(
                     StatusCode::METHOD_NOT_ALLOWED,
@@ -118,7 +136,19 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         Ok(response) => response,
         Err(error) => error.into_response(&key),
     };
+    if parts.method == Method::GET && response.status().is_success() {
+        sandbox.count_get(&bucket, &key);
+    }
     let mut state = sandbox.inner.state();
+    if matches!(parts.method, Method::GET | Method::HEAD) {
+        state.s3_reads.reads.push(S3Read {
+            method: parts.method.to_string(),
+            key: key.clone(),
+            range: header_str(&parts.headers, "range").map(str::to_owned),
+            if_match: header_str(&parts.headers, "if-match").map(str::to_owned),
+            status: response.status().as_u16(),
+        });
+    }
     state.calls.push(RecordedCall::S3 {
         method: parts.method.to_string(),
         bucket,
@@ -197,9 +227,10 @@ fn authenticate(sandbox: &Sandbox, parts: &Parts) -> Result<(), S3Error> {
     Ok(())
 }
 
-/// GET and HEAD: the object's headers, and for GET its bytes streamed from disk.
-fn get(sandbox: &Sandbox, bucket: &str, key: &str) -> Result<Response, S3Error> {
-    let (object, file) = sandbox
+/// GET and HEAD: the object's headers, and for GET its bytes (or the range asked for)
+/// streamed from disk, held to the per-connection rate cap when one is set.
+fn get(sandbox: &Sandbox, parts: &Parts, bucket: &str, key: &str) -> Result<Response, S3Error> {
+    let (object, mut file) = sandbox
         .open_object(bucket, key)
         .ok_or_else(|| {
             S3Error::new(
@@ -209,13 +240,67 @@ fn get(sandbox: &Sandbox, bucket: &str, key: &str) -> Result<Response, S3Error> 
             )
         })?
         .map_err(internal_error)?;
-    let body = Body::from_stream(ReaderStream::with_capacity(
-        tokio::fs::File::from_std(file),
-        256 * 1024,
-    ));
-    let mut response = (StatusCode::OK, body).into_response();
+    if let Some(if_match) = header_str(&parts.headers, "if-match")
+        && !etag_matches(if_match, &object.etag)
+    {
+        return Err(S3Error::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PreconditionFailed",
+            "At least one of the pre-conditions you specified did not hold",
+        )
+        .with("Condition", "If-Match"));
+    }
+    let requested = header_str(&parts.headers, "range");
+    let range = match requested.and_then(ByteRange::parse) {
+        None => None,
+        Some(range) => Some(range.resolve(object.size).ok_or_else(|| {
+            S3Error::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "InvalidRange",
+                "The requested range is not satisfiable",
+            )
+            .with("RangeRequested", requested.unwrap_or_default())
+            .with("ActualObjectSize", object.size.to_string())
+        })?),
+    };
+    if let Some((first, _)) = range
+        && sandbox.range_fails(first)
+    {
+        return Err(S3Error::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+        ));
+    }
+    let (status, first, length) = match range {
+        Some((first, last)) => (StatusCode::PARTIAL_CONTENT, first, last - first + 1),
+        None => (StatusCode::OK, 0, object.size),
+    };
+    // A broken proxy: the range asked for is claimed, half of it is sent.
+    let sent = if range.is_some() && parts.method == Method::GET && sandbox.take_short_range() {
+        length / 2
+    } else {
+        length
+    };
+    if first > 0 {
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(first)).map_err(internal_error)?;
+    }
+    let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), sent);
+    let stream = ReaderStream::with_capacity(reader, 64 * 1024);
+    let body = match sandbox.inner.config.s3_connection_rate {
+        Some(rate) => Body::from_stream(RateCapped::new(stream, rate)),
+        None => Body::from_stream(stream),
+    };
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    insert(headers, "content-length", &object.size.to_string());
+    insert(headers, "content-length", &sent.to_string());
+    if let Some((first, last)) = range {
+        insert(
+            headers,
+            "content-range",
+            &format!("bytes {first}-{last}/{}", object.size),
+        );
+    }
     insert(
         headers,
         "content-type",
@@ -228,6 +313,15 @@ fn get(sandbox: &Sandbox, bucket: &str, key: &str) -> Result<Response, S3Error> 
     insert(headers, "last-modified", &last_modified(&object));
     object_headers(headers, &object);
     Ok(response)
+}
+
+/// `If-Match`: `*`, or a list of entity tags one of which is the object's (quotes optional,
+/// as S3 accepts them).
+fn etag_matches(if_match: &str, etag: &str) -> bool {
+    let bare = etag.trim_matches('"');
+    if_match.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.trim_start_matches("W/").trim_matches('"') == bare
+    })
 }
 
 /// PUT: streams the (possibly aws-chunked) body to a new file, then makes it visible.

@@ -141,6 +141,8 @@ pub(crate) struct State {
     pub(crate) s3_failures_remaining: u32,
     /// Counter for naming object files.
     pub(crate) next_file: u64,
+    /// S3 read faults to come, and the log of GETs with their ranges.
+    pub(crate) s3_reads: super::s3_range::S3ReadState,
 }
 
 impl State {

@@ -191,3 +191,213 @@ async fn uploads_round_trip_plain_and_aws_chunked() {
     );
     running.shutdown().await;
 }
+
+/// An object of `size` distinct bytes in the artifact bucket, and a job client that may read it.
+async fn ranged_fixture(
+    config: SandboxConfig,
+    size: usize,
+) -> (RunningSandbox, aws_sdk_s3::Client, String, Vec<u8>) {
+    let (running, _) = start_with(config).await;
+    let bucket = running.sandbox.config().artifact_bucket.clone();
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    running
+        .sandbox
+        .put_object(&bucket, "big/object", &body)
+        .unwrap();
+    let job_id = running.sandbox.queue_job(JobSpec::new("firmware"));
+    let client = job_client(&running, &job_id).await;
+    (running, client, bucket, body)
+}
+
+#[tokio::test]
+async fn a_range_is_answered_206_with_its_content_range() {
+    let (running, client, bucket, body) = ranged_fixture(SandboxConfig::default(), 1000).await;
+    for (range, first, last) in [
+        ("bytes=100-199", 100, 199),
+        ("bytes=900-", 900, 999),
+        ("bytes=-10", 990, 999),
+        ("bytes=950-5000", 950, 999),
+    ] {
+        let object = client
+            .get_object()
+            .bucket(&bucket)
+            .key("big/object")
+            .range(range)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            object.content_range(),
+            Some(format!("bytes {first}-{last}/1000").as_str()),
+            "{range}"
+        );
+        assert_eq!(object.content_length(), Some(last - first + 1), "{range}");
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&bytes[..], &body[first as usize..=last as usize], "{range}");
+    }
+    let reads = running.sandbox.s3_reads();
+    assert_eq!(reads.len(), 4);
+    assert!(reads.iter().all(|read| read.status == 206), "{reads:?}");
+    assert_eq!(reads[0].range.as_deref(), Some("bytes=100-199"));
+}
+
+#[tokio::test]
+async fn an_unsatisfiable_range_is_416_invalid_range_and_a_bad_one_is_ignored() {
+    let (_running, client, bucket, _) = ranged_fixture(SandboxConfig::default(), 1000).await;
+    let error = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .range("bytes=1000-2000")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.raw_response().unwrap().status().as_u16(), 416);
+    assert_eq!(
+        error.as_service_error().unwrap().code(),
+        Some("InvalidRange")
+    );
+    // S3 serves the whole object for a header it does not understand.
+    let whole = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .range("bytes=5-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.content_length(), Some(1000));
+    assert_eq!(whole.content_range(), None);
+}
+
+#[tokio::test]
+async fn if_match_with_another_etag_is_412_precondition_failed() {
+    let (running, client, bucket, _) = ranged_fixture(SandboxConfig::default(), 100).await;
+    let etag = running.sandbox.object(&bucket, "big/object").unwrap().etag;
+    let matching = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .if_match(&etag)
+        .range("bytes=0-9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(matching.content_length(), Some(10));
+    let error = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .if_match("\"0123456789abcdef0123456789abcdef\"")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.raw_response().unwrap().status().as_u16(), 412);
+    assert_eq!(
+        error.as_service_error().unwrap().code(),
+        Some("PreconditionFailed")
+    );
+    let body = std::str::from_utf8(error.raw_response().unwrap().body().bytes().unwrap())
+        .unwrap()
+        .to_owned();
+    assert!(body.contains("<Condition>If-Match</Condition>"), "{body}");
+}
+
+#[tokio::test]
+async fn an_object_replaced_mid_download_fails_the_next_if_match() {
+    let (running, client, bucket, _) = ranged_fixture(SandboxConfig::default(), 100).await;
+    let etag = running.sandbox.object(&bucket, "big/object").unwrap().etag;
+    running
+        .sandbox
+        .replace_object_after_gets(&bucket, "big/object", 1, b"another build");
+    let get = |range: &'static str| {
+        client
+            .get_object()
+            .bucket(&bucket)
+            .key("big/object")
+            .if_match(&etag)
+            .range(range)
+            .send()
+    };
+    get("bytes=0-49").await.unwrap();
+    let error = get("bytes=50-99").await.unwrap_err();
+    assert_eq!(
+        error.as_service_error().unwrap().code(),
+        Some("PreconditionFailed")
+    );
+    let replaced = running.sandbox.object(&bucket, "big/object").unwrap();
+    assert_eq!(replaced.size, 13);
+}
+
+#[tokio::test]
+async fn a_short_range_claims_the_range_but_sends_half() {
+    let (running, client, bucket, _) = ranged_fixture(SandboxConfig::default(), 100).await;
+    running.sandbox.short_range_next(1);
+    let short = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .range("bytes=0-39")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.content_range(), Some("bytes 0-39/100"));
+    assert_eq!(short.content_length(), Some(20));
+    assert_eq!(short.body.collect().await.unwrap().into_bytes().len(), 20);
+}
+
+#[tokio::test]
+async fn a_failing_range_fails_every_time() {
+    let (running, client, bucket, _) = ranged_fixture(SandboxConfig::default(), 100).await;
+    running.sandbox.fail_ranges_starting_at(50);
+    for _ in 0..2 {
+        let error = client
+            .get_object()
+            .bucket(&bucket)
+            .key("big/object")
+            .range("bytes=50-99")
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Config::builder()
+                    .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(error.raw_response().unwrap().status().as_u16(), 500);
+    }
+    let other = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .range("bytes=0-49")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.content_length(), Some(50));
+}
+
+#[tokio::test]
+async fn the_connection_rate_cap_holds_each_get_to_its_rate() {
+    let config = SandboxConfig {
+        s3_connection_rate: Some(2 * 1024 * 1024),
+        ..SandboxConfig::default()
+    };
+    let (_running, client, bucket, body) = ranged_fixture(config, 512 * 1024).await;
+    let started = std::time::Instant::now();
+    let object = client
+        .get_object()
+        .bucket(&bucket)
+        .key("big/object")
+        .send()
+        .await
+        .unwrap();
+    let bytes = object.body.collect().await.unwrap().into_bytes();
+    let elapsed = started.elapsed();
+    assert_eq!(&bytes[..], &body[..]);
+    // 512 KiB at 2 MiB/s: a quarter of a second, less the first chunk sent at once.
+    assert!(
+        elapsed >= std::time::Duration::from_millis(200),
+        "{elapsed:?}"
+    );
+}

@@ -15,6 +15,7 @@ mod metrics_exposition;
 mod passwordless;
 mod plan_failures;
 mod property_tests;
+mod ranged_downloads;
 mod registry_connection_faults;
 mod registry_faults;
 mod registry_tls;

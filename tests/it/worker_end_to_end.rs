@@ -178,7 +178,8 @@ async fn publishes_the_firmware_build_with_checksums_properties_and_a_revoked_to
     assert!(!s3_calls.is_empty());
     for (access_key_id, status) in s3_calls {
         assert_ne!(access_key_id.as_deref(), Some(worker_key.as_str()));
-        assert_eq!(status, 200);
+        // 206: artifacts are read with ranged GETs (a small one in a single range).
+        assert!(matches!(status, 200 | 206), "{status}");
     }
 }
 
