@@ -2,6 +2,7 @@
 //!
 //! The flags of the one-shot commands (`publish`, `check`) are in [`oneshot`].
 
+mod multipart;
 mod oneshot;
 
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use crate::pipeline::config::ConfigPolicy;
 use crate::publish::PublisherSettings;
 use crate::telemetry::LogFormat;
 use crate::worker::WorkerSettings;
+pub use multipart::MultipartArgs;
 pub use oneshot::{CheckArgs, OutputFormat, PASSWORD_ENV, PublishArgs, RegistryArgs};
 
 #[derive(Debug, Parser)]
@@ -148,6 +150,8 @@ pub struct WorkerArgs {
     /// Files at least this large log upload progress every 10 % or 30 s (e.g. 64MiB).
     #[arg(long, env = "PIPELINE_PUBLISHER_PROGRESS_MIN_SIZE", default_value = "64MiB", value_parser = crate::progress::parse_size)]
     pub progress_min_size: u64,
+    #[command(flatten)]
+    pub multipart: MultipartArgs,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -232,6 +236,7 @@ impl WorkerArgs {
             upload_concurrency: usize::from(self.upload_concurrency),
             work_dir: self.work_dir.clone(),
             progress_log_min_bytes: self.progress_min_size,
+            multipart: self.multipart.settings(),
             ..PublisherSettings::default()
         }
     }

@@ -12,7 +12,9 @@
 //! - `front_door`: authentication, 503 simulation, request recording and logging;
 //! - `npm_publish`, `npm_read` (over `npm_names`, `npm_index`): the npm registry API;
 //! - `pypi_upload`, `pypi_index`: the legacy upload API and the PEP 503 simple index;
-//! - `build_info`: publishing and reading build info.
+//! - `build_info`: publishing and reading build info;
+//! - `multipart`: multipart uploads (create, pre-signed part URLs, complete, status, abort),
+//!   finished by a checksum deploy with `X-Checksum-Deploy-Token`.
 //!
 //! Debian packages need nothing of their own: a generic deploy with `deb.*` matrix parameters
 //! stores them with their properties. Package files (npm tarballs, wheels) are ordinary
@@ -30,6 +32,7 @@ mod error;
 mod front_door;
 mod metadata;
 mod model;
+mod multipart;
 mod npm_index;
 mod npm_names;
 mod npm_publish;
@@ -77,11 +80,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use model::{RecordedRequest, RequestAuth, StoredArtifact, TokenRecord};
+pub use multipart::MultipartMode;
 
 use auth::TokenRegistry;
 use build_info::{BUILDS_FILE, BuildStore};
 use clock::Clock;
 use error::ApiError;
+use multipart::MultipartState;
 use npm_index::{NPM_INDEX_FILE, NpmIndex};
 use persisted::JsonFile;
 use store::{Store, lock};
@@ -102,6 +107,12 @@ pub struct MockRegistryConfig {
     /// Whether the Access API (`/access/api/v1/tokens`) exists; `false` answers 404 like an
     /// Artifactory older than 7.21, so clients fall back to the legacy token endpoint.
     pub access_api: bool,
+    /// What `GET /artifactory/api/v1/uploads/config` says and whether multipart uploads work.
+    pub multipart: MultipartMode,
+    /// How long a multipart part URL stays valid.
+    pub multipart_url_lifetime: Duration,
+    /// Rate caps on the registry's network link (per connection, in total); unlimited by default.
+    pub link: crate::netem::Link,
 }
 
 impl Default for MockRegistryConfig {
@@ -113,6 +124,9 @@ impl Default for MockRegistryConfig {
             max_token_lifetime: Duration::from_secs(3600),
             anonymous_read: true,
             access_api: true,
+            multipart: MultipartMode::default(),
+            multipart_url_lifetime: Duration::from_secs(15 * 60),
+            link: crate::netem::Link::default(),
         }
     }
 }
@@ -132,6 +146,8 @@ impl std::fmt::Debug for MockRegistryConfig {
             .field("max_token_lifetime", &self.max_token_lifetime)
             .field("anonymous_read", &self.anonymous_read)
             .field("access_api", &self.access_api)
+            .field("multipart", &self.multipart)
+            .field("link", &self.link)
             .finish()
     }
 }
@@ -154,6 +170,10 @@ struct Shared {
     unavailable: AtomicBool,
     /// Every answered request, in order.
     requests: Mutex<Vec<RecordedRequest>>,
+    /// Multipart uploads in progress and the faults switched on for them.
+    multipart: MultipartState,
+    /// Rate caps on every connection accepted.
+    link: crate::netem::Link,
 }
 
 /// A handle on one mock registry; clones share the same state.
@@ -199,6 +219,8 @@ impl MockRegistry {
                 clock: Clock::default(),
                 unavailable: AtomicBool::new(false),
                 requests: Mutex::new(Vec::new()),
+                multipart: MultipartState::new(config.multipart, config.multipart_url_lifetime),
+                link: config.link,
             }),
         })
     }
@@ -228,6 +250,28 @@ impl MockRegistry {
             .route(
                 "/artifactory/api/metadata/{*item}",
                 patch(metadata::update_item_properties),
+            )
+            .route("/artifactory/api/v1/uploads/config", get(multipart::config))
+            .route(
+                "/artifactory/api/v1/uploads/create",
+                post(multipart::create),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/urlPart",
+                post(multipart::url_part),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/complete",
+                post(multipart::complete),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/status",
+                post(multipart::status),
+            )
+            .route("/artifactory/api/v1/uploads/abort", post(multipart::abort))
+            .route(
+                "/artifactory/api/v1/uploads/part/{upload}/{part}",
+                put(multipart::put_part).layer(DefaultBodyLimit::disable()),
             )
             .route("/artifactory/api/search/aql", post(aql::search))
             .route(
@@ -287,6 +331,13 @@ impl MockRegistry {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "mock registry listening");
         }
+        let link = self.shared.link.clone();
+        if link.is_unlimited() {
+            return axum::serve(listener, self.router())
+                .with_graceful_shutdown(shutdown)
+                .await;
+        }
+        let listener = crate::netem::CappedListener::new(listener, link);
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
@@ -364,6 +415,36 @@ impl MockRegistry {
     /// While `down`, every request answers 503 with an Artifactory error body.
     pub fn set_unavailable(&self, down: bool) {
         self.shared.unavailable.store(down, Ordering::Relaxed);
+    }
+
+    /// Switches what the multipart API says and does.
+    pub fn set_multipart(&self, mode: MultipartMode) {
+        self.shared.multipart.set_mode(mode);
+    }
+
+    /// Every PUT of multipart part `part` (1-based) is rejected with 400; `None` clears it.
+    pub fn reject_multipart_part(&self, part: Option<u32>) {
+        self.shared.multipart.reject_part(part);
+    }
+
+    /// While set, assembling a multipart upload ends in `NON_RETRYABLE_ERROR`.
+    pub fn fail_multipart_assembly(&self, fail: bool) {
+        self.shared.multipart.fail_assembly(fail);
+    }
+
+    /// The next `count` multipart part URLs handed out are already expired.
+    pub fn expire_next_part_urls(&self, count: u32) {
+        self.shared.multipart.expire_next_part_urls(count);
+    }
+
+    /// Multipart uploads created and neither deployed nor aborted.
+    pub fn open_multipart_uploads(&self) -> usize {
+        self.shared.multipart.open_uploads()
+    }
+
+    /// Ids of the multipart uploads aborted so far.
+    pub fn aborted_multipart_uploads(&self) -> Vec<String> {
+        self.shared.multipart.aborted()
     }
 
     /// Moves the registry's clock forward, so token expiry can be tested without sleeping.

@@ -35,7 +35,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
 use crate::progress::{JobStats, LogProgress};
-use crate::registry::RegistryClient;
+use crate::registry::{MultipartSettings, RegistryClient};
 use crate::worker::{ClaimedJob, JobContext, JobHandler};
 use credentials::JobCredentials;
 pub use error::JobError;
@@ -62,6 +62,8 @@ pub struct PublisherSettings {
     pub progress_log_min_bytes: u64,
     /// Where published files and bytes and registry retries are counted.
     pub metrics: Arc<Metrics>,
+    /// When large files are deployed in parts (`--multipart-*`).
+    pub multipart: MultipartSettings,
 }
 
 impl Default for PublisherSettings {
@@ -74,6 +76,7 @@ impl Default for PublisherSettings {
             work_dir: None,
             progress_log_min_bytes: crate::progress::DEFAULT_MIN_BYTES,
             metrics: Arc::new(Metrics::new()),
+            multipart: MultipartSettings::default(),
         }
     }
 }
@@ -164,7 +167,8 @@ impl Publisher {
             .await?;
         let plan = run::plan(&config, data, extracted, workspace.path().join("packed")).await?;
         let client = RegistryClient::new(self.http.clone(), config.host.clone())
-            .with_observer(stats.clone());
+            .with_observer(stats.clone())
+            .with_multipart(self.settings.multipart);
         let published = PublishRun {
             client: client.clone(),
             config: &config,

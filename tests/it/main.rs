@@ -11,6 +11,7 @@ mod demo_output;
 mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
+mod multipart_deploys;
 mod plan_failures;
 mod property_tests;
 mod registry_connection_faults;
