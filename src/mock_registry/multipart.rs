@@ -8,10 +8,11 @@
 //! Part URLs play the cloud store's pre-signed URLs, on the mock itself:
 //! `PUT /artifactory/api/v1/uploads/part/{upload}/{part}?expires=<unix>&signature=<hex>`, the
 //! signature an HMAC-SHA256 of the path and the expiry under a key only the mock knows; an
-//! expired or tampered URL answers 403 with a cloud store's XML error. Parts are kept in staging
-//! files; `complete` assembles them in the background (QUEUED → PROCESSING → FINISHED), checks
-//! the whole file's sha1 and stores the blob, but no repository path holds it until the checksum
-//! deploy: an upload that is aborted or fails leaves nothing published.
+//! expired or tampered URL answers 403 with a cloud store's XML error. Parts are written in
+//! place into one staging file and hashed in order as they arrive; `complete` finishes in the
+//! background (QUEUED → PROCESSING → FINISHED), checks the whole file's sha1 and stores the
+//! blob, but no repository path holds it until the checksum deploy: an upload that is aborted
+//! or fails leaves nothing published.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,14 +31,15 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::Sha256;
 use tempfile::TempPath;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _, AsyncWriteExt as _};
 
 use super::Shared;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::paths::base_url;
-use super::staging::{FileDigests, StagingWriter};
+use super::staging::FileDigests;
 use super::store::lock;
+use crate::checksum::ChecksumStream;
 
 /// The path prefix of the API.
 pub(super) const PREFIX: &str = "/artifactory/api/v1/uploads/";
@@ -86,18 +88,45 @@ impl Phase {
     }
 }
 
-/// One multipart upload.
-#[derive(Debug)]
+/// One multipart upload. Parts are written in place into one staging file (part N at
+/// `(N - 1) × part size`), as a cloud store lays them out, and hashed in order as soon as the
+/// parts before them are in, so `complete` has little left to do.
 struct Upload {
     id: String,
     repo: String,
     path: String,
     part_size: u64,
-    parts: BTreeMap<u32, (TempPath, u64)>,
+    /// The assembled file; `None` once handed to the blob store.
+    file: Option<TempPath>,
+    /// Sizes of the parts received, by part number.
+    parts: BTreeMap<u32, u64>,
+    /// The running hash over parts `1..next`; one hasher at a time.
+    hash: Arc<tokio::sync::Mutex<HashFrontier>>,
     phase: Phase,
     progress: u32,
     error: Option<String>,
     checksum_token: Option<String>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Upload")
+            .field("id", &self.id)
+            .field("path", &self.path)
+            .field("parts", &self.parts.len())
+            .field("phase", &self.phase)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far the hash has read into an upload's file.
+struct HashFrontier {
+    hasher: Option<ChecksumStream>,
+    /// The next part to hash.
+    next: u32,
+    /// Where it starts.
+    offset: u64,
 }
 
 /// An assembled file waiting for its checksum deploy.
@@ -293,12 +322,22 @@ pub(super) async fn create(
         ));
     }
     let token = format!("mpu.{}", hex::encode(rand::random::<[u8; 24]>()));
+    let (_, file) = shared
+        .store
+        .staging_file()
+        .map_err(|error| ApiError::internal("Cannot create a staging file", &error))?;
     let upload = Upload {
         id: hex::encode(rand::random::<[u8; 8]>()),
         repo: query.repo_key,
         path,
         part_size: query.part_size_mb * 1024 * 1024,
+        file: Some(file),
         parts: BTreeMap::new(),
+        hash: Arc::new(tokio::sync::Mutex::new(HashFrontier {
+            hasher: Some(ChecksumStream::new()),
+            next: 1,
+            offset: 0,
+        })),
         phase: Phase::Parts,
         progress: 0,
         error: None,
@@ -398,43 +437,96 @@ pub(super) async fn put_part(
             &format!("Part {part} was rejected by the storage"),
         );
     }
-    let part_size = {
-        let uploads = lock(&state.uploads);
-        match uploads.values().find(|upload| upload.id == id) {
-            Some(upload) if upload.phase == Phase::Parts => upload.part_size,
-            _ => {
-                return storage_error(
-                    StatusCode::NOT_FOUND,
-                    "NoSuchUpload",
-                    "The upload does not exist",
-                );
-            }
-        }
-    };
-    let staged = match receive_part(&shared, body, part_size).await {
-        Ok(staged) => staged,
-        Err(response) => return response,
-    };
-    let mut uploads = lock(&state.uploads);
-    match uploads.values_mut().find(|upload| upload.id == id) {
-        Some(upload) if upload.phase == Phase::Parts => {
-            upload.parts.insert(part, staged);
-            StatusCode::OK.into_response()
-        }
-        _ => storage_error(
+    let no_such_upload = || {
+        storage_error(
             StatusCode::NOT_FOUND,
             "NoSuchUpload",
             "The upload does not exist",
-        ),
+        )
+    };
+    let (part_size, file) = {
+        let uploads = lock(&state.uploads);
+        match uploads.values().find(|upload| upload.id == id) {
+            Some(Upload {
+                phase: Phase::Parts,
+                part_size,
+                file: Some(file),
+                ..
+            }) => (*part_size, file.to_path_buf()),
+            _ => return no_such_upload(),
+        }
+    };
+    let offset = u64::from(part - 1) * part_size;
+    let size = match receive_part(&file, offset, body, part_size).await {
+        Ok(size) => size,
+        Err(response) => return response,
+    };
+    let (token, hash) = {
+        let mut uploads = lock(&state.uploads);
+        match uploads.iter_mut().find(|(_, upload)| upload.id == id) {
+            Some((token, upload)) if upload.phase == Phase::Parts => {
+                upload.parts.insert(part, size);
+                (token.clone(), upload.hash.clone())
+            }
+            _ => return no_such_upload(),
+        }
+    };
+    tokio::spawn(advance_hash(shared.clone(), token, hash, file));
+    StatusCode::OK.into_response()
+}
+
+/// Hashes every part that follows the frontier without a gap.
+async fn advance_hash(
+    shared: Arc<Shared>,
+    token: String,
+    hash: Arc<tokio::sync::Mutex<HashFrontier>>,
+    file: std::path::PathBuf,
+) -> Result<(), String> {
+    let mut frontier = hash.lock().await;
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let next_size = {
+            let uploads = lock(&shared.multipart.uploads);
+            let Some(upload) = uploads.get(&token) else {
+                return Ok(());
+            };
+            match upload.parts.get(&frontier.next) {
+                Some(size) => *size,
+                None => return Ok(()),
+            }
+        };
+        let unreadable = |error: std::io::Error| format!("Cannot read the parts: {error}");
+        let mut reader = tokio::fs::File::open(&file).await.map_err(unreadable)?;
+        reader
+            .seek(std::io::SeekFrom::Start(frontier.offset))
+            .await
+            .map_err(unreadable)?;
+        let mut left = next_size;
+        while left > 0 {
+            let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+            let read = reader.read(&mut buffer[..want]).await.map_err(unreadable)?;
+            if read == 0 {
+                return Err(format!("Part {} is shorter than announced", frontier.next));
+            }
+            if let Some(hasher) = frontier.hasher.as_mut() {
+                hasher
+                    .update(bytes::Bytes::copy_from_slice(&buffer[..read]))
+                    .await;
+            }
+            left -= read as u64;
+        }
+        frontier.next += 1;
+        frontier.offset += next_size;
     }
 }
 
-/// Writes a part's bytes to a staging file, as they come; no hashing (the store does not).
+/// Writes a part's bytes into the upload's file at `offset`, as they come.
 async fn receive_part(
-    shared: &Shared,
+    file: &std::path::Path,
+    offset: u64,
     body: Body,
     part_size: u64,
-) -> Result<(TempPath, u64), Response> {
+) -> Result<u64, Response> {
     let internal = |error: std::io::Error| {
         tracing::warn!(%error, "mock registry: cannot write a multipart part");
         storage_error(
@@ -443,8 +535,16 @@ async fn receive_part(
             "Cannot store the part",
         )
     };
-    let (file, temp) = shared.store.staging_file().map_err(internal)?;
-    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, tokio::fs::File::from_std(file));
+    let mut handle = tokio::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .await
+        .map_err(internal)?;
+    handle
+        .seek(std::io::SeekFrom::Start(offset))
+        .await
+        .map_err(internal)?;
+    let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, handle);
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -466,7 +566,7 @@ async fn receive_part(
         writer.write_all(&chunk).await.map_err(internal)?;
     }
     writer.flush().await.map_err(internal)?;
-    Ok((temp, size))
+    Ok(size)
 }
 
 #[derive(Debug, Deserialize)]
@@ -481,7 +581,7 @@ pub(super) async fn complete(
     Query(query): Query<CompleteQuery>,
 ) -> Result<Response, ApiError> {
     let token = upload_token(&headers)?;
-    let parts = {
+    let (hash, file) = {
         let mut uploads = lock(&shared.multipart.uploads);
         let upload = uploads.get_mut(&token).ok_or_else(unknown_upload)?;
         if upload.phase != Phase::Parts {
@@ -493,54 +593,60 @@ pub(super) async fn complete(
         let sizes_fit = upload
             .parts
             .iter()
-            .all(|(number, (_, size))| Some(*number) == last || *size == upload.part_size);
+            .all(|(number, size)| Some(*number) == last || *size == upload.part_size);
         if numbers.is_empty() || !contiguous || !sizes_fit {
             return Err(ApiError::bad_request(
                 "The uploaded parts are missing or of the wrong size",
             ));
         }
+        let Some(file) = upload.file.as_ref().map(|file| file.to_path_buf()) else {
+            return Err(ApiError::bad_request("The upload was already completed"));
+        };
         upload.phase = Phase::Queued;
-        let parts: Vec<std::path::PathBuf> = upload
-            .parts
-            .values()
-            .map(|(temp, _)| temp.to_path_buf())
-            .collect();
-        parts
+        (upload.hash.clone(), file)
     };
     tokio::spawn(assemble(
         shared.clone(),
         token,
-        parts,
+        hash,
+        file,
         query.sha1.to_ascii_lowercase(),
     ));
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-/// Concatenates the parts into one blob, checks its sha1, and hands out a checksum token.
+/// Hashes what is left of the parts, checks the sha1, stores the blob and hands out a checksum
+/// token.
 async fn assemble(
     shared: Arc<Shared>,
     token: String,
-    parts: Vec<std::path::PathBuf>,
+    hash: Arc<tokio::sync::Mutex<HashFrontier>>,
+    file: std::path::PathBuf,
     sha1: String,
 ) {
     let state = &shared.multipart;
+    // An aborted upload is gone: whatever the assembly finds later is dropped.
     let set = |phase: Phase, progress: u32, error: Option<String>| {
-        // An aborted upload is gone: whatever the assembly finds later is dropped.
         if let Some(upload) = lock(&state.uploads).get_mut(&token) {
             upload.phase = phase;
             upload.progress = progress;
             upload.error = error;
         }
     };
-    set(Phase::Processing, 0, None);
-    let outcome = concatenate(&shared, &parts, |done| set(Phase::Processing, done, None)).await;
-    let staged = match outcome {
-        Ok(staged) => staged,
-        Err(message) => {
-            set(Phase::NonRetryableError, 0, Some(message));
-            return;
-        }
+    set(Phase::Processing, 50, None);
+    if let Err(message) = advance_hash(shared.clone(), token.clone(), hash.clone(), file).await {
+        set(Phase::NonRetryableError, 0, Some(message));
+        return;
+    }
+    let Some(hasher) = hash.lock().await.hasher.take() else {
+        set(
+            Phase::NonRetryableError,
+            0,
+            Some("The parts were already assembled".to_owned()),
+        );
+        return;
     };
+    let checksums = hasher.finish().await;
     if lock(&state.faults).non_retryable {
         set(
             Phase::NonRetryableError,
@@ -549,21 +655,28 @@ async fn assemble(
         );
         return;
     }
-    if staged.digests.sha1 != sha1 {
+    if checksums.sha1 != sha1 {
         set(
             Phase::NonRetryableError,
             0,
             Some(format!(
                 "Checksum mismatch: the parts have sha1 {}, the client announced {sha1}",
-                staged.digests.sha1
+                checksums.sha1
             )),
         );
         return;
     }
-    if let Err(error) = shared
-        .store
-        .commit_blob(staged.temp, &staged.digests.sha256)
-    {
+    let (file, size) = {
+        let mut uploads = lock(&state.uploads);
+        let Some(upload) = uploads.get_mut(&token) else {
+            return;
+        };
+        (upload.file.take(), upload.parts.values().sum::<u64>())
+    };
+    let Some(file) = file else {
+        return;
+    };
+    if let Err(error) = shared.store.commit_blob(file, &checksums.sha256) {
         set(
             Phase::NonRetryableError,
             0,
@@ -579,44 +692,19 @@ async fn assemble(
     upload.phase = Phase::Finished;
     upload.progress = 100;
     upload.checksum_token = Some(checksum_token.clone());
-    upload.parts.clear();
     lock(&state.assembled).insert(
         checksum_token,
         Assembled {
             repo: upload.repo.clone(),
             path: upload.path.clone(),
-            digests: staged.digests,
+            digests: FileDigests {
+                size,
+                sha1: checksums.sha1,
+                sha256: checksums.sha256,
+                md5: checksums.md5,
+            },
         },
     );
-}
-
-async fn concatenate(
-    shared: &Shared,
-    parts: &[std::path::PathBuf],
-    progress: impl Fn(u32),
-) -> Result<super::staging::StagedFile, String> {
-    let mut writer = StagingWriter::new(shared).map_err(|error| error.message)?;
-    let mut buffer = vec![0u8; 1 << 20];
-    for (index, part) in parts.iter().enumerate() {
-        let mut file = tokio::fs::File::open(part)
-            .await
-            .map_err(|error| format!("Cannot read part {}: {error}", index + 1))?;
-        loop {
-            let read = file
-                .read(&mut buffer)
-                .await
-                .map_err(|error| format!("Cannot read part {}: {error}", index + 1))?;
-            if read == 0 {
-                break;
-            }
-            writer
-                .write(bytes::Bytes::copy_from_slice(&buffer[..read]))
-                .await
-                .map_err(|error| error.message)?;
-        }
-        progress(((index + 1) * 100 / parts.len()) as u32);
-    }
-    writer.finish().await.map_err(|error| error.message)
 }
 
 /// `POST /artifactory/api/v1/uploads/status`
