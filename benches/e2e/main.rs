@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench e2e                 # all six scenarios (about 6 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
+//! cargo bench --bench e2e -- 8            # multipart vs single PUT (issue 13)
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
 //! ```
 //!
@@ -16,6 +17,7 @@
 mod data;
 mod fleet;
 mod large;
+mod multipart;
 mod polling;
 mod proxies;
 mod report;
@@ -40,10 +42,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=6).contains(number))
+        .filter(|number| (1..=6).contains(number) || *number == 8)
         .collect();
     if selected.is_empty() {
-        selected = (1..=6).collect();
+        selected = (1..=6).chain([8]).collect();
     }
 
     let root = scratch_root();
@@ -100,7 +102,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5] {
+        for scenario in [4, 2, 1, 3, 5, 8] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -111,6 +113,7 @@ fn main() {
                 3 => large::scenario_3(&bench, &mut report).await,
                 4 => polling::scenario_4(&bench, &mut report).await,
                 5 => fleet::scenario_5(&bench, &mut report).await,
+                8 => multipart::scenario_8(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(
