@@ -2,6 +2,7 @@
 //!
 //! The flags of the one-shot commands (`publish`, `check`) are in [`oneshot`].
 
+mod multipart;
 mod oneshot;
 mod trust;
 
@@ -17,6 +18,7 @@ use crate::pipeline::config::ConfigPolicy;
 use crate::publish::PublisherSettings;
 use crate::telemetry::LogFormat;
 use crate::worker::WorkerSettings;
+pub use multipart::MultipartArgs;
 pub use oneshot::{CheckArgs, OutputFormat, PASSWORD_ENV, PublishArgs, RegistryArgs};
 pub use trust::TrustArgs;
 
@@ -159,6 +161,8 @@ pub struct WorkerArgs {
     /// Bytes per ranged GET of an input artifact (e.g. 16MiB); larger artifacts are split.
     #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_PART_SIZE", default_value = "16MiB", value_parser = crate::progress::parse_size)]
     pub download_part_size: u64,
+    #[command(flatten)]
+    pub multipart: MultipartArgs,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -272,6 +276,7 @@ impl WorkerArgs {
                 concurrency: usize::from(self.download_concurrency),
                 part_size: self.download_part_size,
             },
+            multipart: self.multipart.settings(),
             ..PublisherSettings::default()
         }
     }

@@ -22,7 +22,8 @@
 //! - [`metrics`], [`health`], [`progress`] — what an operator sees of a running worker:
 //!   Prometheus series, `/healthz`, upload progress (bars on a terminal, lines in logs).
 //! - Leaves everything uses: [`error`] (the one chain renderer, hints), [`retry`] (every retry
-//!   policy as data, backoff), [`checksum`], [`secret`], [`telemetry`].
+//!   policy as data, backoff), [`checksum`], [`secret`], [`telemetry`]; `netem` (rate caps on
+//!   byte streams, compiled only with `stand-ins`) for the stand-ins and benches.
 //! - [`commands`], [`cli`], [`app`], `demo` — the command-line edge.
 //! - `mock_registry` and `sandbox` — local stand-ins for Artifactory, CodePipeline and S3,
 //!   shared by `demo` and the tests; compiled only with the default `stand-ins` feature, so the
@@ -35,7 +36,7 @@
 //! `crate::` path in `src/` and fails on an edge against this order and on any cycle.
 //!
 //! ```text
-//! leaves:    error, retry, checksum, secret, telemetry
+//! leaves:    error, retry, checksum, secret, telemetry, netem
 //! aws:       pipeline, artifacts, aws_identity
 //! registry:  registry
 //! observe:   metrics, health, progress
@@ -58,6 +59,8 @@ pub mod health;
 pub mod metrics;
 #[cfg(feature = "stand-ins")]
 pub mod mock_registry;
+#[cfg(feature = "stand-ins")]
+pub mod netem;
 pub mod pipeline;
 pub mod progress;
 pub mod publish;

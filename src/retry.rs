@@ -142,14 +142,42 @@ pub const S3_RANGE: RetryPolicy = RetryPolicy {
     throttled: None,
 };
 
+/// One part of a multipart deploy: asking for its pre-signed URL and `PUT`ting its bytes there
+/// are one attempt, so a part whose URL expired (403) is tried again with a fresh URL, as
+/// jfrog-client-go does. Transport errors, 408/429/5xx and 403 are retried; any other refusal
+/// fails the part (and aborts the upload) at once.
+pub const MULTIPART_PART: RetryPolicy = RetryPolicy {
+    calls: "multipart deploy part (part URL + PUT)",
+    layer: "registry client",
+    attempts: 4,
+    deadline: None,
+    errors: Pace::new(millis(500), seconds(8), Jitter::Equal),
+    throttled: None,
+};
+
+/// Polling `status` after a multipart `complete` while the registry assembles the parts: soon
+/// at first, doubling to every 2 s, for at most an hour. jfrog-client-go polls every 5 s from
+/// the start; a 1 GiB file at 5 × 100 MB/s is sent in about 2 s, so a 5 s wait would cost more
+/// than the parts saved, and the doubling keeps the wait within about the assembly's own time.
+pub const MULTIPART_STATUS: RetryPolicy = RetryPolicy {
+    calls: "multipart deploy status polls",
+    layer: "registry client",
+    attempts: 2000,
+    deadline: Some(seconds(3600)),
+    errors: Pace::new(millis(50), seconds(2), Jitter::Proportional),
+    throttled: None,
+};
+
 /// Every policy, in the order `RELIABILITY.md` lists them.
-pub const POLICIES: [RetryPolicy; 6] = [
+pub const POLICIES: [RetryPolicy; 8] = [
     REGISTRY_REQUEST,
     POLL_FOR_JOBS,
     JOB_CALL,
     RESULT_CALL,
     S3_OBJECT,
     S3_RANGE,
+    MULTIPART_PART,
+    MULTIPART_STATUS,
 ];
 
 /// The retry table as `RELIABILITY.md` shows it (Markdown), generated from [`POLICIES`].

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench e2e                 # all six scenarios (about 6 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
+//! cargo bench --bench e2e -- 8            # multipart vs single PUT (issue 13)
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
 //! cargo bench --bench e2e -- 7            # issue 13: ranged S3 downloads at 90 MB/s per connection
 //! ```
@@ -18,6 +19,7 @@ mod cloud_download;
 mod data;
 mod fleet;
 mod large;
+mod multipart;
 mod polling;
 mod proxies;
 mod report;
@@ -42,10 +44,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=7).contains(number))
+        .filter(|number| (1..=8).contains(number))
         .collect();
     if selected.is_empty() {
-        selected = (1..=6).collect();
+        selected = (1..=8).collect();
     }
 
     let root = scratch_root();
@@ -102,7 +104,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5, 7] {
+        for scenario in [4, 2, 1, 3, 5, 7, 8] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -114,6 +116,7 @@ fn main() {
                 4 => polling::scenario_4(&bench, &mut report).await,
                 5 => fleet::scenario_5(&bench, &mut report).await,
                 7 => cloud_download::scenario_7(&bench, &mut report).await,
+                8 => multipart::scenario_8(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(

@@ -113,6 +113,8 @@ pub struct PublishArgs {
     /// Files uploaded at once.
     #[arg(long, env = "PIPELINE_PUBLISHER_UPLOAD_CONCURRENCY", default_value_t = crate::publish::DEFAULT_UPLOAD_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub upload_concurrency: u16,
+    #[command(flatten)]
+    pub multipart: crate::cli::MultipartArgs,
 }
 
 /// Flags of `pipeline-publisher check`.

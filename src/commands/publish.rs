@@ -122,7 +122,8 @@ pub async fn run(args: PublishArgs) -> anyhow::Result<u8> {
     let client = RegistryClient::new(
         crate::registry::http_client().context("could not set up the HTTP client")?,
         config.host.clone(),
-    );
+    )
+    .with_multipart(args.multipart.settings());
     let format = format!("{:?}", config.artifact_type).to_ascii_lowercase();
     if args.dry_run {
         match args.output {

@@ -208,7 +208,18 @@ pub(super) async fn deploy(
         .get("x-checksum-deploy")
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.trim().eq_ignore_ascii_case("true"));
-    let digests = if checksum_deploy {
+    let deploy_token = headers
+        .get("x-checksum-deploy-token")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.trim().to_owned());
+    let digests = if let Some(token) = deploy_token.as_deref().filter(|_| checksum_deploy) {
+        // The end of a multipart upload: the assembled blob becomes the artifact.
+        let digests = shared.multipart.redeem(token, &item.repo, &item.path)?;
+        if let Some(error) = mismatch(&item, &announced, &digests) {
+            return Err(error);
+        }
+        digests
+    } else if checksum_deploy {
         let existing = find_existing(&shared, &announced)?;
         FileDigests {
             size: existing.size,
@@ -258,6 +269,9 @@ pub(super) async fn deploy(
             )));
         }
     };
+    if let Some(token) = deploy_token.as_deref().filter(|_| checksum_deploy) {
+        shared.multipart.spend(token);
+    }
     shared
         .store
         .persist()

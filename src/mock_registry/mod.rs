@@ -15,6 +15,8 @@
 //! - `build_info`: publishing and reading build info;
 //! - `aws_token`, `oidc` (over `federation`): passwordless sign-in with an AWS IAM role or an
 //!   OIDC token, each exchanged for an access token.
+//! - `multipart`: multipart uploads (create, pre-signed part URLs, complete, status, abort),
+//!   finished by a checksum deploy with `X-Checksum-Deploy-Token`.
 //!
 //! Debian packages need nothing of their own: a generic deploy with `deb.*` matrix parameters
 //! stores them with their properties. Package files (npm tarballs, wheels) are ordinary
@@ -34,6 +36,7 @@ mod federation;
 mod front_door;
 mod metadata;
 mod model;
+mod multipart;
 mod npm_index;
 mod npm_names;
 mod npm_publish;
@@ -86,11 +89,13 @@ use tokio::task::JoinHandle;
 pub use aws_token::STS_REPLAY_QUERY;
 pub use federation::{IdentityMapping, OidcProvider, TokenSpec};
 pub use model::{RecordedRequest, RequestAuth, StoredArtifact, TokenRecord};
+pub use multipart::MultipartMode;
 
 use auth::TokenRegistry;
 use build_info::{BUILDS_FILE, BuildStore};
 use clock::Clock;
 use error::ApiError;
+use multipart::MultipartState;
 use npm_index::{NPM_INDEX_FILE, NpmIndex};
 use persisted::JsonFile;
 use store::{Store, lock};
@@ -120,6 +125,12 @@ pub struct MockRegistryConfig {
     /// Whether `/access/api/v1/aws/*` exists; `false` answers 404 like an Artifactory older
     /// than 7.90.10.
     pub aws_token_supported: bool,
+    /// What `GET /artifactory/api/v1/uploads/config` says and whether multipart uploads work.
+    pub multipart: MultipartMode,
+    /// How long a multipart part URL stays valid.
+    pub multipart_url_lifetime: Duration,
+    /// Rate caps on the registry's network link (per connection, in total); unlimited by default.
+    pub link: crate::netem::Link,
 }
 
 impl Default for MockRegistryConfig {
@@ -134,6 +145,9 @@ impl Default for MockRegistryConfig {
             admins: vec!["demo".to_string()],
             sts_endpoint: None,
             aws_token_supported: true,
+            multipart: MultipartMode::default(),
+            multipart_url_lifetime: Duration::from_secs(15 * 60),
+            link: crate::netem::Link::default(),
         }
     }
 }
@@ -156,6 +170,8 @@ impl std::fmt::Debug for MockRegistryConfig {
             .field("admins", &self.admins)
             .field("sts_endpoint", &self.sts_endpoint)
             .field("aws_token_supported", &self.aws_token_supported)
+            .field("multipart", &self.multipart)
+            .field("link", &self.link)
             .finish()
     }
 }
@@ -180,6 +196,10 @@ struct Shared {
     requests: Mutex<Vec<RecordedRequest>>,
     /// IAM role and OIDC sign-in (`aws_token`, `oidc`).
     federation: federation::Federation,
+    /// Multipart uploads in progress and the faults switched on for them.
+    multipart: MultipartState,
+    /// Rate caps on every connection accepted.
+    link: crate::netem::Link,
 }
 
 /// A handle on one mock registry; clones share the same state.
@@ -230,6 +250,8 @@ impl MockRegistry {
                     config.sts_endpoint,
                     config.aws_token_supported,
                 ),
+                multipart: MultipartState::new(config.multipart, config.multipart_url_lifetime),
+                link: config.link,
             }),
         })
     }
@@ -272,6 +294,28 @@ impl MockRegistry {
             .route(
                 "/artifactory/api/metadata/{*item}",
                 patch(metadata::update_item_properties),
+            )
+            .route("/artifactory/api/v1/uploads/config", get(multipart::config))
+            .route(
+                "/artifactory/api/v1/uploads/create",
+                post(multipart::create),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/urlPart",
+                post(multipart::url_part),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/complete",
+                post(multipart::complete),
+            )
+            .route(
+                "/artifactory/api/v1/uploads/status",
+                post(multipart::status),
+            )
+            .route("/artifactory/api/v1/uploads/abort", post(multipart::abort))
+            .route(
+                "/artifactory/api/v1/uploads/part/{upload}/{part}",
+                put(multipart::put_part).layer(DefaultBodyLimit::disable()),
             )
             .route("/artifactory/api/search/aql", post(aql::search))
             .route(
@@ -331,6 +375,13 @@ impl MockRegistry {
         if let Ok(address) = listener.local_addr() {
             tracing::info!(%address, "mock registry listening");
         }
+        let link = self.shared.link.clone();
+        if link.is_unlimited() {
+            return axum::serve(listener, self.router())
+                .with_graceful_shutdown(shutdown)
+                .await;
+        }
+        let listener = crate::netem::CappedListener::new(listener, link);
         axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await
@@ -408,6 +459,36 @@ impl MockRegistry {
     /// While `down`, every request answers 503 with an Artifactory error body.
     pub fn set_unavailable(&self, down: bool) {
         self.shared.unavailable.store(down, Ordering::Relaxed);
+    }
+
+    /// Switches what the multipart API says and does.
+    pub fn set_multipart(&self, mode: MultipartMode) {
+        self.shared.multipart.set_mode(mode);
+    }
+
+    /// Every PUT of multipart part `part` (1-based) is rejected with 400; `None` clears it.
+    pub fn reject_multipart_part(&self, part: Option<u32>) {
+        self.shared.multipart.reject_part(part);
+    }
+
+    /// While set, assembling a multipart upload ends in `NON_RETRYABLE_ERROR`.
+    pub fn fail_multipart_assembly(&self, fail: bool) {
+        self.shared.multipart.fail_assembly(fail);
+    }
+
+    /// The next `count` multipart part URLs handed out are already expired.
+    pub fn expire_next_part_urls(&self, count: u32) {
+        self.shared.multipart.expire_next_part_urls(count);
+    }
+
+    /// Multipart uploads created and neither deployed nor aborted.
+    pub fn open_multipart_uploads(&self) -> usize {
+        self.shared.multipart.open_uploads()
+    }
+
+    /// Ids of the multipart uploads aborted so far.
+    pub fn aborted_multipart_uploads(&self) -> Vec<String> {
+        self.shared.multipart.aborted()
     }
 
     /// Moves the registry's clock forward, so token expiry can be tested without sleeping.

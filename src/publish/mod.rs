@@ -36,7 +36,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
 use crate::progress::{JobStats, LogProgress};
-use crate::registry::RegistryClient;
+use crate::registry::{MultipartSettings, RegistryClient};
 use crate::worker::{ClaimedJob, JobContext, JobHandler};
 use credentials::JobCredentials;
 pub use error::JobError;
@@ -67,6 +67,8 @@ pub struct PublisherSettings {
     pub login: login::LoginSettings,
     /// Ranged downloads of input artifacts: ranges at once, bytes per range.
     pub download: DownloadSettings,
+    /// When large files are deployed in parts (`--multipart-*`).
+    pub multipart: MultipartSettings,
 }
 
 impl Default for PublisherSettings {
@@ -81,6 +83,7 @@ impl Default for PublisherSettings {
             metrics: Arc::new(Metrics::new()),
             login: login::LoginSettings::default(),
             download: DownloadSettings::default(),
+            multipart: MultipartSettings::default(),
         }
     }
 }
@@ -173,7 +176,8 @@ impl Publisher {
             .await?;
         let plan = run::plan(&config, data, extracted, workspace.path().join("packed")).await?;
         let client = RegistryClient::new(self.http.clone(), config.host.clone())
-            .with_observer(stats.clone());
+            .with_observer(stats.clone())
+            .with_multipart(self.settings.multipart);
         let token_source =
             login::token_source(&config, &self.settings.login, &context.redactor).await?;
         let published = PublishRun {

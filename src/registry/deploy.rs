@@ -2,8 +2,10 @@
 //!
 //! Order of work for each file: look at what the path already holds (same sha256: done,
 //! "already published"; different: refuse, never overwrite); for files of 10 KiB or more, try a
-//! checksum deploy (no bytes sent when the registry already stores the content); otherwise
-//! stream the file with its checksums in headers, and check the checksums the registry reports.
+//! checksum deploy (no bytes sent when the registry already stores the content); files of
+//! `--multipart-min-size` or more go in parts where the registry supports it (`multipart`);
+//! otherwise stream the file with its checksums in headers, and check the checksums the
+//! registry reports.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -17,6 +19,7 @@ use serde::Deserialize;
 use tokio_util::io::ReaderStream;
 
 use crate::checksum::Checksums;
+use crate::registry::multipart::{FileRange, MultipartTarget};
 use crate::registry::paths::{encode_path, encode_segment, matrix_params};
 use crate::registry::{AccessToken, RegistryClient, RegistryError, Reporter};
 use crate::secret::ExposeSecret;
@@ -149,33 +152,55 @@ impl RegistryClient {
             }
         }
 
-        let response = self
-            .send_with_retries("deploy", &display_url, || async {
-                // Reopened for every attempt: a streamed body cannot be replayed.
-                let file = tokio::fs::File::open(request.file)
-                    .await
-                    .map_err(|source| RegistryError::Read {
-                        path: request.file.to_owned(),
-                        source,
-                    })?;
-                let stream = ReaderStream::with_capacity(file, 256 * 1024);
-                let body = match &progress {
-                    Some(progress) => {
-                        let progress = progress.clone();
-                        let target = request.path.to_owned();
-                        reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
-                            progress.advance(&target, chunk.len() as u64);
-                        }))
-                    }
-                    None => reqwest::Body::wrap_stream(stream),
-                };
-                Ok(self
-                    .put(&url, token, request.checksums)
-                    .header(CONTENT_LENGTH, request.size)
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(body))
-            })
-            .await?;
+        let mut multipart = None;
+        if request.size >= self.multipart.min_size && self.multipart_supported(token).await? {
+            let target = MultipartTarget {
+                repo: request.repo,
+                path: request.path,
+                deploy_url: &url,
+                display_url: &display_url,
+                checksums: request.checksums,
+            };
+            let source = FileRange {
+                path: request.file,
+                offset: 0,
+                length: request.size,
+            };
+            multipart = self
+                .multipart_deploy(token, target, source, progress.clone())
+                .await?;
+        }
+        let response = match multipart {
+            Some(response) => response,
+            None => {
+                self.send_with_retries("deploy", &display_url, || async {
+                    // Reopened for every attempt: a streamed body cannot be replayed.
+                    let file = tokio::fs::File::open(request.file)
+                        .await
+                        .map_err(|source| RegistryError::Read {
+                            path: request.file.to_owned(),
+                            source,
+                        })?;
+                    let stream = ReaderStream::with_capacity(file, 256 * 1024);
+                    let body = match &progress {
+                        Some(progress) => {
+                            let progress = progress.clone();
+                            let target = request.path.to_owned();
+                            reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
+                                progress.advance(&target, chunk.len() as u64);
+                            }))
+                        }
+                        None => reqwest::Body::wrap_stream(stream),
+                    };
+                    Ok(self
+                        .put(&url, token, request.checksums)
+                        .header(CONTENT_LENGTH, request.size)
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .body(body))
+                })
+                .await?
+            }
+        };
         let status = response.status();
         if status == StatusCode::FORBIDDEN {
             // Lost a race with another deploy of the same path: say what is there now.

@@ -116,6 +116,38 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
+
+    #[error(
+        "part {part} of {parts} of the multipart deploy of {url} failed; the upload was aborted \
+         and nothing was published"
+    )]
+    MultipartPart {
+        url: String,
+        part: u64,
+        parts: u64,
+        #[source]
+        source: Box<RegistryError>,
+    },
+
+    #[error(
+        "the registry could not assemble the multipart deploy of {url} ({status}: {message}); \
+         the upload was aborted and nothing was published"
+    )]
+    MultipartFailed {
+        url: String,
+        status: String,
+        message: String,
+    },
+
+    #[error(
+        "the registry was still assembling the multipart deploy of {url} ({status}) after \
+         {waited_secs} s; the upload was aborted and nothing was published"
+    )]
+    MultipartTimedOut {
+        url: String,
+        status: String,
+        waited_secs: u64,
+    },
 }
 
 impl RegistryError {
@@ -149,8 +181,18 @@ impl RegistryError {
         operation: &'static str,
         response: reqwest::Response,
     ) -> Self {
-        let status = response.status();
         let url = response.url().to_string();
+        Self::from_response_at(operation, url, response).await
+    }
+
+    /// [`RegistryError::from_response`] naming `url` instead of the response's own (a
+    /// pre-signed URL, whose query is a credential).
+    pub(crate) async fn from_response_at(
+        operation: &'static str,
+        url: String,
+        response: reqwest::Response,
+    ) -> Self {
+        let status = response.status();
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)

@@ -10,6 +10,7 @@ mod deploy;
 mod error;
 mod exchange;
 mod item_properties;
+mod multipart;
 mod npm;
 pub mod paths;
 mod pypi;
@@ -31,6 +32,10 @@ use crate::secret::ExposeSecret;
 pub use deploy::{DeployOutcome, DeployRequest, RemoteFile};
 pub use error::RegistryError;
 pub use exchange::TokenSource;
+pub use multipart::{
+    DEFAULT_MULTIPART_CONCURRENCY, DEFAULT_MULTIPART_MIN_SIZE, DEFAULT_MULTIPART_PART_SIZE,
+    FileRange, MultipartSettings,
+};
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
 pub use reporter::{NoReporter, Reporter};
@@ -121,6 +126,10 @@ pub struct RegistryClient {
     base: Url,
     /// Told about every retry, for the job's logs and the retry metric.
     observer: Option<Arc<dyn Reporter>>,
+    /// When large files are deployed in parts.
+    multipart: MultipartSettings,
+    /// Whether the registry takes multipart deploys, asked once and shared by clones.
+    multipart_support: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -137,7 +146,15 @@ impl RegistryClient {
             http,
             base,
             observer: None,
+            multipart: MultipartSettings::default(),
+            multipart_support: Arc::default(),
         }
+    }
+
+    /// Deploys large files in parts as `settings` say, where the registry supports it.
+    pub fn with_multipart(mut self, settings: MultipartSettings) -> Self {
+        self.multipart = settings;
+        self
     }
 
     /// Reports retries to `observer` (the job's progress, which counts them in the metrics).

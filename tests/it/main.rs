@@ -13,6 +13,7 @@ mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
 mod passwordless;
+mod multipart_deploys;
 mod plan_failures;
 mod property_tests;
 mod ranged_downloads;
