@@ -349,9 +349,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             Err(_) => PollResult::Failed,
         };
         let now = Instant::now();
-        let delay = state
-            .pacer
-            .after_poll(now, result, tasks.in_flight(index));
+        let delay = state.pacer.after_poll(now, result, tasks.in_flight(index));
         state.next_poll = now + delay;
         state.last_polled = Some(now);
         let source = state.name.clone();

@@ -276,7 +276,10 @@ mod tests {
                 Ok(vec![
                     message("m1", &event_body("222233334444")),
                     message("m2", "not json"),
-                    message("m3", &event_body("999999999999").replace("eu-west-1", "ap-south-1")),
+                    message(
+                        "m3",
+                        &event_body("999999999999").replace("eu-west-1", "ap-south-1"),
+                    ),
                 ]),
                 Err(WakeQueueError::Refused {
                     operation: "ReceiveMessage",
