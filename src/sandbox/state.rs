@@ -57,6 +57,8 @@ pub(crate) enum CredentialScope {
     Worker,
     /// A job's `artifactCredentials`: S3 only.
     Job(String),
+    /// Temporary credentials from `AssumeRole`: a member account's job API only.
+    Assumed(super::fleet::AssumedSession),
 }
 
 /// One access key the sandbox issued.
@@ -138,6 +140,8 @@ pub(crate) struct State {
     pub(crate) s3_failures_remaining: u32,
     /// Counter for naming object files.
     pub(crate) next_file: u64,
+    /// Member accounts, their roles, SQS queues and the fleet's fault toggles.
+    pub(crate) fleet: super::fleet::FleetState,
 }
 
 impl State {

@@ -46,6 +46,9 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
             "request body too large",
         );
     };
+    if let Some(response) = super::assume_role::handle(&sandbox, &parts, &body) {
+        return response;
+    }
     if !String::from_utf8_lossy(&body).contains("Action=GetCallerIdentity") {
         return error(
             StatusCode::BAD_REQUEST,
@@ -89,12 +92,13 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
             "The request signature we calculated does not match the signature you provided.",
         );
     }
-    let account = &sandbox.inner.config.account_id;
+    let account = &super::assume_role::identity_account(&sandbox, &credential.scope);
     let arn = match credential.scope {
         CredentialScope::Worker => format!("arn:aws:iam::{account}:user/pipeline-publisher-worker"),
         CredentialScope::Job(job_id) => {
             format!("arn:aws:sts::{account}:assumed-role/CodePipelineArtifactAccess/{job_id}")
         }
+        CredentialScope::Assumed(session) => session.arn(),
     };
     xml(
         StatusCode::OK,

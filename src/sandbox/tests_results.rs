@@ -142,7 +142,7 @@ async fn throttling_is_reported_then_retried() {
         .into_iter()
         .filter_map(|call| match call {
             RecordedCall::JobApi { outcome, .. } => Some(outcome),
-            RecordedCall::S3 { .. } => None,
+            _ => None,
         })
         .collect();
     let throttled = CallOutcome::Error("ThrottlingException".to_owned());

@@ -108,7 +108,7 @@ async fn artifacts_are_readable_only_with_live_job_credentials() {
                 status,
                 ..
             } => Some((access_key_id, status)),
-            RecordedCall::JobApi { .. } => None,
+            _ => None,
         })
         .collect();
     let job_key = sandbox.job(&job_id).unwrap().credentials.0;
