@@ -8,17 +8,17 @@ use crate::artifacts::ArtifactStore;
 #[cfg(feature = "stand-ins")]
 use crate::cli::MockRegistryArgs;
 use crate::cli::WorkerArgs;
+use crate::cli::sources::Source;
 use crate::health::HealthState;
 #[cfg(feature = "stand-ins")]
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
-use crate::cli::sources::Source;
 use crate::pipeline::ActionTypeId;
 use crate::pipeline::aws::AwsJobApi;
 use crate::pipeline::sources::{SourceAccess, source_config};
 use crate::pipeline::wake::SqsWakeQueue;
-use crate::worker::wake::{SourceAddress, SourceMatcher};
 use crate::publish::{Publisher, PublisherSettings};
 use crate::worker::journal::Journal;
+use crate::worker::wake::{SourceAddress, SourceMatcher};
 use crate::worker::{self, WorkerReport, WorkerSettings};
 
 /// No AWS region is configured, so no CodePipeline endpoint can be chosen.
@@ -118,9 +118,10 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
         return Err(MissingRegion.into());
     }
     let action_type = args.action_type();
-    let sources = args
-        .sources
-        .resolve(sdk_config.region().map(|r| r.as_ref()), &action_type.version)?;
+    let sources = args.sources.resolve(
+        sdk_config.region().map(|r| r.as_ref()),
+        &action_type.version,
+    )?;
     let apis = source_apis(&sdk_config, &sources, &action_type).await?;
     let store = ArtifactStore::new(sdk_config.clone(), args.s3_force_path_style);
     let http = crate::registry::http_client_with(&crate::registry::HttpOptions {

@@ -199,11 +199,13 @@ impl WorkerArgs {
         WorkerSettings {
             concurrency: usize::from(self.concurrency),
             poll_min_interval: self.poll_min_interval,
-            poll_max_interval: self.poll_max_interval.unwrap_or(if self.wake_queue.is_some() {
-                sources::WAKE_QUEUE_POLL_MAX_INTERVAL
-            } else {
-                sources::POLL_MAX_INTERVAL
-            }),
+            poll_max_interval: self
+                .poll_max_interval
+                .unwrap_or(if self.wake_queue.is_some() {
+                    sources::WAKE_QUEUE_POLL_MAX_INTERVAL
+                } else {
+                    sources::POLL_MAX_INTERVAL
+                }),
             fallback_poll_max_interval: self
                 .poll_max_interval
                 .map_or(sources::POLL_MAX_INTERVAL, |max| {

@@ -161,7 +161,9 @@ pub enum SourcesError {
     Json { path: PathBuf, reason: String },
     #[error("no region for source `{entry}`: give it region=, or set AWS_REGION")]
     NoRegion { entry: String },
-    #[error("two sources are both named `{name}`; give each its own name= (or another region/account)")]
+    #[error(
+        "two sources are both named `{name}`; give each its own name= (or another region/account)"
+    )]
     Duplicate { name: String },
 }
 
@@ -239,7 +241,8 @@ pub fn load_file(path: &Path) -> Result<Vec<SourceSpec>, SourcesError> {
         .map(|(index, value)| {
             let spec: SourceSpec = serde_json::from_value(value)
                 .map_err(|error| entry_error(index, field_of_json_error(&error)))?;
-            spec.check().map_err(|problem| entry_error(index, problem))?;
+            spec.check()
+                .map_err(|problem| entry_error(index, problem))?;
             Ok(spec)
         })
         .collect()
@@ -294,7 +297,9 @@ impl SourceSpec {
                             .chars()
                             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
                 })
-                && parts.last().is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
+                && parts
+                    .last()
+                    .is_some_and(|n| n.chars().all(|c| c.is_ascii_digit()));
             if !valid {
                 return Err(FieldProblem::new(
                     "region",
@@ -441,10 +446,12 @@ pub fn resolve(
             .ok_or_else(|| SourcesError::NoRegion {
                 entry: spec.describe(),
             })?;
-        let account = spec
-            .account
-            .clone()
-            .or_else(|| spec.role.as_deref().and_then(role_account).map(str::to_owned));
+        let account = spec.account.clone().or_else(|| {
+            spec.role
+                .as_deref()
+                .and_then(role_account)
+                .map(str::to_owned)
+        });
         let name = spec.name.clone().unwrap_or_else(|| match &account {
             Some(account) => format!("{account}/{region}"),
             None => region.clone(),
@@ -533,7 +540,10 @@ mod tests {
         )
         .unwrap();
         let specs = load_file(&path).unwrap();
-        assert_eq!(specs[1].versions.as_deref(), Some(&["1".into(), "2".into()][..]));
+        assert_eq!(
+            specs[1].versions.as_deref(),
+            Some(&["1".into(), "2".into()][..])
+        );
         assert_eq!(specs[1].external_id.as_deref(), Some("a,b=c"));
 
         std::fs::write(

@@ -32,9 +32,10 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         if args.sources.sources.is_empty() && args.sources.sources_file.is_none() {
             aws_checks(&sdk_config, &action_type, &mut checklist).await;
         } else {
-            let sources = args
-                .sources
-                .resolve(sdk_config.region().map(|r| r.as_ref()), &action_type.version)?;
+            let sources = args.sources.resolve(
+                sdk_config.region().map(|r| r.as_ref()),
+                &action_type.version,
+            )?;
             for source in &sources {
                 source_checks(&sdk_config, source, &action_type, &mut checklist).await;
             }

@@ -175,7 +175,10 @@ impl SourceSeries {
         }
         self.up.add(name);
         self.up.get(self.len() - 1).set(1);
-        let mut liveness = self.liveness.write().unwrap_or_else(PoisonError::into_inner);
+        let mut liveness = self
+            .liveness
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         liveness.push(SourceLiveness {
             name: name.to_owned(),
             last_ok: None,

@@ -46,8 +46,10 @@ pub trait WakeQueue: Send + Sync + 'static {
     /// Waits up to [`WAIT_TIME_SECONDS`] for messages.
     fn receive(&self) -> impl Future<Output = Result<Vec<QueueMessage>, WakeQueueError>> + Send;
 
-    fn delete(&self, receipt_handle: &str)
-    -> impl Future<Output = Result<(), WakeQueueError>> + Send;
+    fn delete(
+        &self,
+        receipt_handle: &str,
+    ) -> impl Future<Output = Result<(), WakeQueueError>> + Send;
 }
 
 /// The action type named in an event.

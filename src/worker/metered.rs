@@ -47,8 +47,7 @@ impl<A: JobApi> JobApi for MeteredJobApi<A> {
                 let reason = error.to_string();
                 self.metrics.poll_failed(&reason);
                 let down = !matches!(error, JobApiError::Throttled { .. });
-                self.metrics
-                    .source_poll_failed(self.source, &reason, down);
+                self.metrics.source_poll_failed(self.source, &reason, down);
             }
         }
         result

@@ -164,10 +164,8 @@ mod tests {
         let poll_interval = Duration::from_secs(1);
         let concurrency = 4;
         let start = Instant::now();
-        let mut queues: [VecDeque<(usize, Instant)>; 2] = [
-            (0..200).map(|id| (id, start)).collect(),
-            VecDeque::new(),
-        ];
+        let mut queues: [VecDeque<(usize, Instant)>; 2] =
+            [(0..200).map(|id| (id, start)).collect(), VecDeque::new()];
         let b_queued_at = start + Duration::from_millis(2500);
         let mut b_added = false;
         let mut sources = [view(0, start, None), view(0, start, None)];
@@ -226,7 +224,11 @@ mod tests {
         let mut a = started[0].clone();
         a.sort_unstable();
         assert_eq!(a, (0..200).collect::<Vec<_>>(), "each of A's jobs once");
-        assert_eq!(started[1], (0..5).collect::<Vec<_>>(), "each of B's jobs once");
+        assert_eq!(
+            started[1],
+            (0..5).collect::<Vec<_>>(),
+            "each of B's jobs once"
+        );
         assert!(waits_b[0] <= job + poll_interval, "{waits_b:?}");
         waits_b.sort_unstable();
         assert!(waits_b[2] <= 2 * job, "B's median wait: {waits_b:?}");
