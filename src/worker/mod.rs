@@ -196,8 +196,8 @@ struct SourceState<A> {
 /// Runs the worker on every source until `shutdown` resolves or `max_jobs` jobs have ended.
 /// Free slots are shared among the sources by [`shares`]; each source is paced on its own.
 /// With a wake-up channel ([`wake`]), a message naming a source makes it due at once, and the
-/// idle pace of every source is `poll_max_interval` while the queue answers and
-/// `fallback_poll_max_interval` while it does not.
+/// idle pace of every source is `poll_max_interval` while the queue answers (from the start)
+/// and `fallback_poll_max_interval` once it has failed, until it answers again.
 pub async fn run_sources<A: JobApi, H: JobHandler>(
     sources: Vec<Source<A>>,
     handler: Arc<H>,
@@ -224,11 +224,9 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             },
             metric,
         });
-        let mut pacer = Pacer::new(&settings);
-        if wake.is_some() {
-            // Until the queue has answered once, poll at the pace of a worker without one.
-            pacer.set_max_interval(settings.fallback_poll_max_interval);
-        }
+        // With a queue, `poll_max_interval` is the safety net from the start; the wake-up task
+        // says when the queue fails.
+        let pacer = Pacer::new(&settings);
         states.push(SourceState {
             name,
             api,

@@ -8,7 +8,8 @@
 //! never fatal. A message is deleted once the loop has been told.
 //!
 //! While the queue answers, the loop polls idle sources only as a safety net
-//! (`--poll-max-interval`, 60 s by default). When a receive fails (unreachable, access denied)
+//! (`--poll-max-interval`, 60 s by default); it starts so, trusting the queue until a receive
+//! fails. When a receive fails (unreachable, access denied)
 //! the task tells the loop, which goes back to the pace of a worker without a queue, warns once,
 //! counts it, and tries the queue again with the error backoff (1 s doubling to 60 s). The
 //! first receive that works again restores the safety-net pace.
@@ -89,16 +90,17 @@ pub async fn run<Q: WakeQueue>(
     events: mpsc::Sender<WakeEvent>,
 ) {
     let mut backoff = Backoff::errors(Duration::from_secs(1), Duration::from_secs(60));
-    // `None` before the first receive: the loop starts at the pace of a worker without a queue.
-    let mut up: Option<bool> = None;
-    metrics.set_wake_queue_up(false);
+    // The loop starts at the safety-net pace: a queue that does not work says so at its first
+    // receive (a long poll that works says nothing for up to 20 s).
+    let mut up = true;
+    metrics.set_wake_queue_up(true);
     while !events.is_closed() {
         let messages = match queue.receive().await {
             Ok(messages) => messages,
             Err(error) => {
                 metrics.wake_queue_failed();
                 let delay = backoff.next_delay();
-                if up != Some(false) {
+                if up {
                     warn!(
                         %error,
                         retry_in_ms = delay.as_millis() as u64,
@@ -109,7 +111,7 @@ pub async fn run<Q: WakeQueue>(
                     if events.send(WakeEvent::QueueDown).await.is_err() {
                         return;
                     }
-                    up = Some(false);
+                    up = false;
                 } else {
                     debug!(%error, retry_in_ms = delay.as_millis() as u64, "the wake-up queue still fails");
                 }
@@ -118,13 +120,13 @@ pub async fn run<Q: WakeQueue>(
             }
         };
         backoff.reset();
-        if up != Some(true) {
-            info!("the wake-up queue answers; idle sources are polled as a safety net only");
+        if !up {
+            info!("the wake-up queue answers again; idle sources are polled as a safety net only");
             metrics.set_wake_queue_up(true);
             if events.send(WakeEvent::QueueUp).await.is_err() {
                 return;
             }
-            up = Some(true);
+            up = true;
         }
         for message in messages {
             let outcome = match parse_event(&message.body) {
@@ -298,13 +300,12 @@ mod tests {
         let (sender, mut receiver) = mpsc::channel(16);
         let task = tokio::spawn(run(queue.clone(), matcher(), metrics.clone(), sender));
         let mut events = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..4 {
             events.push(receiver.recv().await.unwrap());
         }
         assert_eq!(
             events,
             [
-                WakeEvent::QueueUp,
                 WakeEvent::Source(1),
                 WakeEvent::QueueDown,
                 WakeEvent::QueueUp,
