@@ -8,12 +8,17 @@ use crate::artifacts::ArtifactStore;
 #[cfg(feature = "stand-ins")]
 use crate::cli::MockRegistryArgs;
 use crate::cli::WorkerArgs;
+use crate::cli::sources::Source;
 use crate::health::HealthState;
 #[cfg(feature = "stand-ins")]
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
+use crate::pipeline::ActionTypeId;
 use crate::pipeline::aws::AwsJobApi;
+use crate::pipeline::sources::{SourceAccess, source_config};
+use crate::pipeline::wake::SqsWakeQueue;
 use crate::publish::{Publisher, PublisherSettings};
 use crate::worker::journal::Journal;
+use crate::worker::wake::{SourceAddress, SourceMatcher};
 use crate::worker::{self, WorkerReport, WorkerSettings};
 
 /// No AWS region is configured, so no CodePipeline endpoint can be chosen.
@@ -37,24 +42,91 @@ pub async fn load_aws_config() -> aws_config::SdkConfig {
         .await
 }
 
+/// The job API of every configured source (the worker's own account and region by default).
+async fn source_apis(
+    sdk_config: &aws_config::SdkConfig,
+    sources: &[Source],
+    action_type: &ActionTypeId,
+) -> anyhow::Result<Vec<worker::Source<AwsJobApi>>> {
+    let mut apis = Vec::with_capacity(sources.len());
+    for source in sources {
+        let config = source_config(
+            sdk_config,
+            &SourceAccess {
+                region: &source.region,
+                role: source.role.as_deref(),
+                external_id: source.external_id.as_deref(),
+                session_name: "pipeline-publisher",
+            },
+        )
+        .await;
+        let versions: Vec<ActionTypeId> = source
+            .versions
+            .iter()
+            .map(|version| ActionTypeId {
+                version: version.clone(),
+                ..action_type.clone()
+            })
+            .collect();
+        let api = AwsJobApi::for_versions(&config, &versions)
+            .with_context(|| format!("the action type {action_type} is not valid"))?;
+        tracing::info!(
+            source = %source.name,
+            region = %source.region,
+            role = source.role.as_deref().unwrap_or("(the worker's own credentials)"),
+            versions = %source.versions.join("+"),
+            "serving source"
+        );
+        apis.push(worker::Source::new(source.name.clone(), Arc::new(api)));
+    }
+    Ok(apis)
+}
+
+/// Starts the wake-up queue's receiver; its events go to the loop.
+fn start_wake_queue(
+    sdk_config: &aws_config::SdkConfig,
+    url: &url::Url,
+    sources: &[Source],
+    action_type: &ActionTypeId,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> (
+    tokio::sync::mpsc::Receiver<worker::WakeEvent>,
+    tokio::task::JoinHandle<()>,
+) {
+    let queue = Arc::new(SqsWakeQueue::new(sdk_config, url));
+    let matcher = SourceMatcher {
+        action_type: action_type.clone(),
+        sources: sources
+            .iter()
+            .map(|source| SourceAddress {
+                account: source.account.clone(),
+                region: source.region.clone(),
+                versions: source.versions.clone(),
+            })
+            .collect(),
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(256);
+    let task = tokio::spawn(worker::wake::run(queue, matcher, metrics, sender));
+    (receiver, task)
+}
+
 /// `pipeline-publisher worker`: runs until SIGINT/SIGTERM or `--max-jobs`.
 pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
     let sdk_config = load_aws_config().await;
-    if sdk_config.region().is_none() {
+    let configured = !args.sources.sources.is_empty() || args.sources.sources_file.is_some();
+    if sdk_config.region().is_none() && !configured {
         return Err(MissingRegion.into());
     }
-    let action_types = args.action.action_types();
-    let action_type = action_types
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let api = AwsJobApi::for_versions(&sdk_config, &action_types)
-        .with_context(|| format!("the action type {action_type} is not valid"))?;
+    let action_type = args.action_type();
+    let sources = args.sources.resolve(
+        sdk_config.region().map(|r| r.as_ref()),
+        &args.action.versions(),
+    )?;
+    let apis = source_apis(&sdk_config, &sources, &action_type).await?;
     let login = args
         .trust
         .login_settings(Some(crate::aws_identity::AwsIdentity::new(&sdk_config)))?;
-    let store = ArtifactStore::new(sdk_config, args.s3_force_path_style);
+    let store = ArtifactStore::new(sdk_config.clone(), args.s3_force_path_style);
     let http = crate::registry::http_client_with(&crate::registry::HttpOptions {
         read_timeout: args.registry_timeout,
         ca_bundle: args.ca_bundle.clone(),
@@ -83,14 +155,30 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<WorkerReport> {
         let bound = crate::health::spawn(address, state).await?;
         tracing::info!(%bound, "serving /metrics and /healthz");
     }
-    tracing::info!(action_type = %action_type, state_dir = %state_dir.display(), "starting worker");
-    Ok(worker::run(
-        Arc::new(api),
+    let wake = args.wake_queue.as_ref().map(|url| {
+        tracing::info!(queue = %url, "waking up on the queue's CodePipeline events");
+        start_wake_queue(
+            &sdk_config,
+            url,
+            &sources,
+            &action_type,
+            settings.metrics.clone(),
+        )
+    });
+    let (wake_events, wake_task) = wake.unzip();
+    tracing::info!(action_type = %action_type, state_dir = %state_dir.display(), sources = sources.len(), "starting worker");
+    let report = worker::run_sources(
+        apis,
         Arc::new(publisher),
         settings,
+        wake_events,
         shutdown_signal(),
     )
-    .await)
+    .await;
+    if let Some(task) = wake_task {
+        task.abort();
+    }
+    Ok(report)
 }
 
 /// `pipeline-publisher mock-registry`: serves until SIGINT/SIGTERM.

@@ -5,6 +5,7 @@
 mod multipart;
 mod oneshot;
 mod trust;
+pub mod sources;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -93,9 +94,9 @@ pub struct WorkerArgs {
     /// Wait after an empty poll; doubles while idle up to --poll-max-interval.
     #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MIN_INTERVAL", default_value = "1s", value_parser = duration)]
     pub poll_min_interval: Duration,
-    /// Longest wait between polls while idle.
-    #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MAX_INTERVAL", default_value = "10s", value_parser = duration)]
-    pub poll_max_interval: Duration,
+    /// Longest wait between polls while idle [default: 10s; 60s with --wake-queue, as a safety net].
+    #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MAX_INTERVAL", value_parser = duration)]
+    pub poll_max_interval: Option<Duration>,
     /// On SIGTERM/SIGINT, how long in-flight jobs may run before they are reported as failed.
     #[arg(long, env = "PIPELINE_PUBLISHER_DRAIN_TIMEOUT", default_value = "60s", value_parser = duration)]
     pub drain_timeout: Duration,
@@ -163,6 +164,11 @@ pub struct WorkerArgs {
     pub download_part_size: u64,
     #[command(flatten)]
     pub multipart: MultipartArgs,
+    pub sources: sources::SourcesArgs,
+    /// SQS queue URL receiving CodePipeline's "Action Execution State Change" events: a queued
+    /// job is picked up at once, and idle polling slows to --poll-max-interval.
+    #[arg(long, env = "PIPELINE_PUBLISHER_WAKE_QUEUE")]
+    pub wake_queue: Option<url::Url>,
 }
 
 /// The custom action type served (worker) or looked for (check).
@@ -191,6 +197,14 @@ impl ActionTypeArgs {
     /// The first version's action type.
     pub fn action_type(&self) -> ActionTypeId {
         self.action_types().swap_remove(0)
+    }
+
+    /// The versions served, in the order given (never empty).
+    pub fn versions(&self) -> Vec<String> {
+        self.action_types()
+            .into_iter()
+            .map(|action_type| action_type.version)
+            .collect()
     }
 
     /// Every version's action type, in the order given (never empty).
@@ -226,7 +240,18 @@ impl WorkerArgs {
         WorkerSettings {
             concurrency: usize::from(self.concurrency),
             poll_min_interval: self.poll_min_interval,
-            poll_max_interval: self.poll_max_interval,
+            poll_max_interval: self
+                .poll_max_interval
+                .unwrap_or(if self.wake_queue.is_some() {
+                    sources::WAKE_QUEUE_POLL_MAX_INTERVAL
+                } else {
+                    sources::POLL_MAX_INTERVAL
+                }),
+            fallback_poll_max_interval: self
+                .poll_max_interval
+                .map_or(sources::POLL_MAX_INTERVAL, |max| {
+                    max.min(sources::POLL_MAX_INTERVAL)
+                }),
             drain_timeout: self.drain_timeout,
             max_jobs: self.max_jobs,
             heartbeat_interval: self.heartbeat_interval,

@@ -1,6 +1,11 @@
 //! The optional HTTP listener of `worker --metrics-listen ADDR`: Prometheus text at `/metrics`,
 //! liveness at `/healthz` (200 while the loop polls successfully, 503 with a one-line reason
 //! otherwise), for Prometheus scrapes and systemd / container / load-balancer health checks.
+//!
+//! After the first line `/healthz` names each source on a line of its own (`source NAME: ok` or
+//! `source NAME: unhealthy; …; last error: …`). One failing source (a member account whose
+//! role cannot be assumed) does not make the worker unhealthy while the others poll: restarting
+//! the worker would not fix it and would stop the others.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,13 +44,17 @@ async fn metrics(State(state): State<HealthState>) -> impl IntoResponse {
 }
 
 async fn healthz(State(state): State<HealthState>) -> impl IntoResponse {
-    match state.metrics.health(state.max_poll_age) {
+    let (status, mut body) = match state.metrics.health(state.max_poll_age) {
         Ok(detail) => (StatusCode::OK, format!("ok: {detail}\n")),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("unhealthy: {reason}\n"),
         ),
+    };
+    for source in state.metrics.sources_health(state.max_poll_age) {
+        body.push_str(&format!("{source}\n"));
     }
+    (status, body)
 }
 
 /// Binds `address` and serves in the background until the process exits. Binding happens

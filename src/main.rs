@@ -1,7 +1,8 @@
 //! The `pipeline-publisher` binary: parse the command line, start logging, run the command.
 //!
 //! Exit codes: 0 success; 1 failure; 2 `publish` found nothing to publish; 64 the command line
-//! could not be parsed (EX_USAGE, kept apart from 2 so scripts can tell the two apart).
+//! could not be parsed or the sources (`--source`, `--sources-file`) are malformed (EX_USAGE,
+//! kept apart from 2 so scripts can tell the two apart).
 
 use std::process::ExitCode;
 
@@ -59,7 +60,15 @@ async fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(error) => {
             eprintln!("{}", errors::render(&error));
-            ExitCode::FAILURE
+            // Malformed sources are a usage error, like a malformed flag.
+            if error
+                .downcast_ref::<pipeline_publisher::cli::sources::SourcesError>()
+                .is_some()
+            {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

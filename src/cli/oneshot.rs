@@ -133,4 +133,7 @@ pub struct CheckArgs {
     /// Skip the AWS checks (identity, action type), e.g. on a laptop without AWS credentials.
     #[arg(long, env = "PIPELINE_PUBLISHER_SKIP_AWS")]
     pub skip_aws: bool,
+    /// The worker's sources: each is checked (role assumed, action type present).
+    #[command(flatten)]
+    pub sources: super::sources::SourcesArgs,
 }

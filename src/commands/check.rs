@@ -3,16 +3,23 @@
 //! AWS side: the region, whose credentials these are (STS `GetCallerIdentity`), and whether
 //! the action type exists (`ListActionTypes`, read-only). Never `PollForJobs`: it would hand a
 //! real job to the doctor and delay a pipeline. The registry side is in [`super::check_registry`].
+//!
+//! With sources (`--source`, `--sources-file`), the AWS checks run once per source, each line's
+//! detail starting with `[NAME]`: the identity is asked with the source's credentials (so a
+//! role that cannot be assumed fails there) and each of its action type versions is looked for
+//! in its region.
 
 use aws_sdk_codepipeline::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_codepipeline::types::ActionOwner;
 
 use crate::cli::CheckArgs;
+use crate::cli::sources::Source;
 use crate::commands::check_registry;
 use crate::commands::checklist::Checklist;
 use crate::commands::settings::Settings;
 use crate::error::inline_chain;
 use crate::pipeline::ActionTypeId;
+use crate::pipeline::sources::{SourceAccess, source_config};
 
 /// Runs every check, prints the checklist; exit code 0 when nothing failed, else 1.
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -21,12 +28,52 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
         checklist.skip("AWS", "--skip-aws");
     } else {
         let sdk_config = crate::app::load_aws_config().await;
-        aws_checks(&sdk_config, &args.action.action_type(), &mut checklist).await;
+        let action_type = args.action.action_type();
+        if args.sources.sources.is_empty() && args.sources.sources_file.is_none() {
+            aws_checks(&sdk_config, &action_type, &mut checklist).await;
+        } else {
+            let sources = args.sources.resolve(
+                sdk_config.region().map(|r| r.as_ref()),
+                &args.action.versions(),
+            )?;
+            for source in &sources {
+                source_checks(&sdk_config, source, &action_type, &mut checklist).await;
+            }
+        }
     }
     let settings = Settings::load(&args.registry, &[])?;
     check_registry::registry_checks(&settings, &args.registry, &mut checklist).await;
     print!("{}", checklist.render());
     Ok(if checklist.failed() == 0 { 0 } else { 1 })
+}
+
+/// The checks of one configured source: its credentials (the role assumed) and each version.
+async fn source_checks(
+    sdk_config: &aws_config::SdkConfig,
+    source: &Source,
+    action_type: &ActionTypeId,
+    checklist: &mut Checklist,
+) {
+    let config = source_config(
+        sdk_config,
+        &SourceAccess {
+            region: &source.region,
+            role: source.role.as_deref(),
+            external_id: source.external_id.as_deref(),
+            session_name: "pipeline-publisher-check",
+        },
+    )
+    .await;
+    let versions: Vec<ActionTypeId> = source
+        .versions
+        .iter()
+        .map(|version| ActionTypeId {
+            version: version.clone(),
+            ..action_type.clone()
+        })
+        .collect();
+    let prefix = format!("[{}] ", source.name);
+    checks(&config, &versions, &prefix, checklist).await;
 }
 
 /// Region, identity and action type.
@@ -35,6 +82,18 @@ pub async fn aws_checks(
     action_type: &ActionTypeId,
     checklist: &mut Checklist,
 ) {
+    checks(sdk_config, std::slice::from_ref(action_type), "", checklist).await;
+}
+
+/// Region, identity and each action type; every detail starts with `prefix`.
+async fn checks(
+    sdk_config: &aws_config::SdkConfig,
+    action_types: &[ActionTypeId],
+    prefix: &str,
+    checklist: &mut Checklist,
+) {
+    let mut checklist = Prefixed { prefix, checklist };
+    let checklist = &mut checklist;
     let Some(region) = sdk_config.region().map(ToString::to_string) else {
         checklist.fail(
             "AWS region",
@@ -73,7 +132,36 @@ pub async fn aws_checks(
     }
 
     let client = aws_sdk_codepipeline::Client::new(sdk_config);
-    match find_action_type(&client, action_type).await {
+    for action_type in action_types {
+        action_type_check(&client, action_type, &region, checklist).await;
+    }
+}
+
+/// A checklist whose every detail starts with a source's name.
+struct Prefixed<'a> {
+    prefix: &'a str,
+    checklist: &'a mut Checklist,
+}
+
+impl Prefixed<'_> {
+    fn pass(&mut self, name: &'static str, detail: impl Into<String>) {
+        self.checklist
+            .pass(name, format!("{}{}", self.prefix, detail.into()));
+    }
+
+    fn fail(&mut self, name: &'static str, problem: impl Into<String>, fix: impl Into<String>) {
+        self.checklist
+            .fail(name, format!("{}{}", self.prefix, problem.into()), fix);
+    }
+}
+
+async fn action_type_check(
+    client: &aws_sdk_codepipeline::Client,
+    action_type: &ActionTypeId,
+    region: &str,
+    checklist: &mut Prefixed<'_>,
+) {
+    match find_action_type(client, action_type).await {
         Ok((true, _)) => checklist.pass("action type", format!("{action_type} exists in {region}")),
         Ok((false, others)) => checklist.fail(
             "action type",

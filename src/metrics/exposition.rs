@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use super::Metrics;
 use super::labels::CounterFamily;
 use super::liveness::Liveness;
+use super::sources::SourceSeries;
 
 /// The `Content-Type` of [`Metrics::render`]'s text, which Prometheus parses as the classic
 /// text format.
@@ -49,6 +50,10 @@ pub(super) fn registered() -> Metrics {
         registry_retries: Counter::default(),
         last_poll_ok_unix: Gauge::default(),
         liveness: Liveness::new(),
+        sources: SourceSeries::new(),
+        wake_messages: CounterFamily::new(),
+        wake_queue_up: Gauge::default(),
+        wake_queue_failures: Counter::default(),
     };
     let registry = &mut metrics.registry;
     registry.register(
@@ -115,6 +120,41 @@ pub(super) fn registered() -> Metrics {
         "last_successful_poll_timestamp_seconds",
         "Unix time of the last successful PollForJobs (0: none yet)",
         metrics.last_poll_ok_unix.clone(),
+    );
+    registry.register(
+        "source_up",
+        "1 while the source's last poll did not fail (throttling aside), 0 when it did (e.g. its role could not be assumed), by source",
+        metrics.sources.up.clone(),
+    );
+    registry.register(
+        "source_polls",
+        "PollForJobs calls made, by source",
+        metrics.sources.polls.clone(),
+    );
+    registry.register(
+        "source_poll_errors",
+        "PollForJobs calls that failed (throttling included), by source",
+        metrics.sources.poll_errors.clone(),
+    );
+    registry.register(
+        "source_jobs",
+        "Jobs ended with an accepted result, by source",
+        metrics.sources.jobs.clone(),
+    );
+    registry.register(
+        "wake_messages",
+        "Wake-up queue messages handled and deleted, by outcome",
+        metrics.wake_messages.clone(),
+    );
+    registry.register(
+        "wake_queue_up",
+        "1 while the wake-up queue is received from, 0 without one or while it fails (the worker then polls at the normal pace)",
+        metrics.wake_queue_up.clone(),
+    );
+    registry.register(
+        "wake_queue_failures",
+        "Receives from the wake-up queue that failed",
+        metrics.wake_queue_failures.clone(),
     );
     metrics
 }

@@ -11,6 +11,7 @@
 mod exposition;
 mod labels;
 mod liveness;
+mod sources;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +26,8 @@ pub use labels::JobApiOperation;
 use labels::{CounterFamily, FailureLabels, OperationLabels};
 use liveness::Liveness;
 pub use liveness::{Healthy, Unhealthy};
+pub use sources::{SourceHealth, WakeOutcome};
+use sources::{SourceSeries, WakeLabels};
 
 /// What the worker counts; see the module documentation.
 #[derive(Debug)]
@@ -46,6 +49,12 @@ pub struct Metrics {
     /// Wall-clock time of the last successful poll, for dashboards; `/healthz` uses `liveness`.
     last_poll_ok_unix: Gauge,
     liveness: Liveness,
+    /// The `source`-labelled series and each source's own liveness.
+    sources: SourceSeries,
+    wake_messages: CounterFamily<WakeLabels>,
+    /// 1 while the wake-up queue is being received from; 0 without a queue or while it fails.
+    wake_queue_up: Gauge,
+    wake_queue_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -128,6 +137,47 @@ impl Metrics {
 
     pub fn set_stopped(&self) {
         self.liveness.set_stopped();
+    }
+
+    /// Adds a source (its `source` label value) before the loop starts; returns its index,
+    /// which the loop uses to count what the source does.
+    pub fn add_source(&self, name: &str) -> usize {
+        self.sources.add(name)
+    }
+
+    /// A successful poll of source `index`.
+    pub fn source_poll_succeeded(&self, index: usize) {
+        self.sources.poll_succeeded(index);
+    }
+
+    /// A failed poll of source `index`; `down` (not mere throttling) marks it unhealthy.
+    pub fn source_poll_failed(&self, index: usize, reason: &str, down: bool) {
+        self.sources.poll_failed(index, reason, down);
+    }
+
+    /// A job of source `index` ended with a result.
+    pub fn source_job_finished(&self, index: usize) {
+        self.sources.jobs.get(index).inc();
+    }
+
+    /// Each source's health, in the order they were added.
+    pub fn sources_health(&self, max_poll_age: Duration) -> Vec<SourceHealth> {
+        self.sources.health(max_poll_age)
+    }
+
+    /// A wake-up queue message was handled (and deleted).
+    pub fn wake_message(&self, outcome: WakeOutcome) {
+        self.wake_messages.get(&WakeLabels::of(outcome)).inc();
+    }
+
+    /// The wake-up queue answers (true) or has failed and the worker polls on its own (false).
+    pub fn set_wake_queue_up(&self, up: bool) {
+        self.wake_queue_up.set(i64::from(up));
+    }
+
+    /// A receive from the wake-up queue failed.
+    pub fn wake_queue_failed(&self) {
+        self.wake_queue_failures.inc();
     }
 
     /// Jobs being worked on now.

@@ -16,10 +16,17 @@
 //! the SDK makes one attempt each. The retry mode is the configured one (`AWS_RETRY_MODE`), so
 //! the SDK's client-side rate limiter (`adaptive`) remains available.
 //!
+//!
+//! Sources. One [`AwsJobApi`] serves one source: a region, the credentials of its account (the
+//! worker's own, or a role assumed with STS, see [`crate::pipeline::sources`]) and one or more
+//! versions of the action type. With several versions, each poll asks them in turn, starting
+//! after the one that last handed out a job, and stops at the first that has jobs.
+//!
 //! [`JOB_CALL`]: crate::retry::JOB_CALL
 //! [`POLL_FOR_JOBS`]: crate::retry::POLL_FOR_JOBS
 //! [`RESULT_CALL`]: crate::retry::RESULT_CALL
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
@@ -39,14 +46,17 @@ use crate::pipeline::job::{
 use crate::retry::{JOB_CALL, POLL_FOR_JOBS, RESULT_CALL};
 use crate::secret::SecretString;
 
-/// The job API of a custom action type (one or several of its versions), through the AWS SDK.
-#[derive(Debug, Clone)]
+/// The job API of one custom action type (one or more versions) in one source, through the
+/// AWS SDK.
+#[derive(Debug)]
 pub struct AwsJobApi {
     client: Client,
-    /// Every version served; `PollForJobs` takes one action type per call, so each is polled.
+    /// The versions polled, in turn.
     action_types: Vec<sdk::ActionTypeId>,
-    /// Which version is polled first next time, so a busy version never starves another.
-    next_first: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Which of `action_types` the next poll asks first.
+    next_version: AtomicUsize,
+    /// The client's region, recorded on each job for its artifact downloads.
+    region: Option<String>,
     /// The client's retry policy with [`POLL_FOR_JOBS`]' attempts.
     poll_retry: RetryConfig,
     /// No SDK retries: the worker's delivery loop retries the result calls.
@@ -72,12 +82,12 @@ impl AwsJobApi {
         Self::for_versions(sdk_config, std::slice::from_ref(action_type))
     }
 
-    /// The job API of several action types (versions of one action, e.g. 1 and 2).
+    /// A job API polling each of `action_types` (the versions of one action type) in turn.
     pub fn for_versions(
         sdk_config: &aws_config::SdkConfig,
         action_types: &[ActionTypeId],
     ) -> anyhow::Result<Self> {
-        anyhow::ensure!(!action_types.is_empty(), "no action type version to serve");
+        anyhow::ensure!(!action_types.is_empty(), "no action type version to poll");
         let action_types = action_types
             .iter()
             .map(|action_type| {
@@ -109,7 +119,8 @@ impl AwsJobApi {
         Ok(Self {
             client: Client::from_conf(config),
             action_types,
-            next_first: Default::default(),
+            next_version: AtomicUsize::new(0),
+            region: sdk_config.region().map(ToString::to_string),
             poll_retry: retry.clone().with_max_attempts(POLL_FOR_JOBS.attempts),
             result_retry: retry.with_max_attempts(1),
         })
@@ -117,26 +128,15 @@ impl AwsJobApi {
 }
 
 impl AwsJobApi {
-    fn single_attempt(&self) -> aws_sdk_codepipeline::config::Builder {
-        aws_sdk_codepipeline::config::Builder::default().retry_config(self.result_retry.clone())
-    }
-}
-
-const _: () = assert!(
-    RESULT_CALL.attempts > 1,
-    "the delivery loop must retry result calls"
-);
-
-impl AwsJobApi {
-    async fn poll_one(
+    async fn poll_version(
         &self,
-        action_type: &sdk::ActionTypeId,
+        version: usize,
         max_batch_size: usize,
     ) -> Result<Vec<Job>, JobApiError> {
         let output = self
             .client
             .poll_for_jobs()
-            .action_type_id(action_type.clone())
+            .action_type_id(self.action_types[version].clone())
             .max_batch_size(i32::try_from(max_batch_size.max(1)).unwrap_or(i32::MAX))
             .customize()
             .config_override(
@@ -153,34 +153,34 @@ impl AwsJobApi {
             .filter_map(job_from_sdk)
             .collect())
     }
+
+    fn single_attempt(&self) -> aws_sdk_codepipeline::config::Builder {
+        aws_sdk_codepipeline::config::Builder::default().retry_config(self.result_retry.clone())
+    }
 }
 
+const _: () = assert!(
+    RESULT_CALL.attempts > 1,
+    "the delivery loop must retry result calls"
+);
+
 impl JobApi for AwsJobApi {
-    /// Polls each served version in turn with the room left, until the batch is full.
     async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
         let count = self.action_types.len();
-        let first = self
-            .next_first
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            % count;
-        let mut jobs = Vec::new();
+        let first = self.next_version.load(Ordering::Relaxed) % count;
         for offset in 0..count {
-            let room = max_batch_size.max(1).saturating_sub(jobs.len());
-            if room == 0 {
-                break;
-            }
-            let action_type = &self.action_types[(first + offset) % count];
-            match self.poll_one(action_type, room).await {
-                Ok(mut polled) => jobs.append(&mut polled),
-                // Jobs already claimed from another version are not given up for this error.
-                Err(error) if jobs.is_empty() => return Err(error),
-                Err(error) => {
-                    tracing::warn!(%error, version = %action_type.version, "PollForJobs failed for one version");
-                    break;
+            let version = (first + offset) % count;
+            let mut jobs = self.poll_version(version, max_batch_size).await?;
+            if !jobs.is_empty() {
+                // The next poll starts with the following version, so none starves another.
+                self.next_version.store(version + 1, Ordering::Relaxed);
+                for job in &mut jobs {
+                    job.data.pipeline.source_region = self.region.clone();
                 }
+                return Ok(jobs);
             }
         }
-        Ok(jobs)
+        Ok(Vec::new())
     }
 
     async fn acknowledge_job(
@@ -219,7 +219,9 @@ impl JobApi for AwsJobApi {
                 code: "MissingJobData".into(),
                 message: format!("GetJobDetails returned no data for job {job_id}"),
             })?;
-        Ok(job_data_from_sdk(data))
+        let mut data = job_data_from_sdk(data);
+        data.pipeline.source_region = self.region.clone();
+        Ok(data)
     }
 
     async fn put_job_success_result(
@@ -310,11 +312,31 @@ where
                 _ => JobApiError::Rejected { code, message },
             }
         }
+        // The source's credentials could not be had (e.g. its role cannot be assumed): no
+        // request was sent.
+        _ if is_credentials_error(&error) => JobApiError::NoCredentials {
+            message: crate::error::inline_chain(&error),
+        },
         // Timeouts, connection failures and unparseable (e.g. 5xx HTML) answers are transient.
         _ => JobApiError::Unavailable {
             message: crate::error::inline_chain(&error),
         },
     }
+}
+
+/// Whether the SDK error is the credentials provider's (found by type in its source chain).
+fn is_credentials_error(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error
+            .downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        current = error.source();
+    }
+    false
 }
 
 fn job_from_sdk(job: sdk::Job) -> Option<Job> {
@@ -360,6 +382,7 @@ fn job_data_from_sdk(data: sdk::JobData) -> JobData {
             action_name: context.action.and_then(|a| a.name).unwrap_or_default(),
             pipeline_arn: context.pipeline_arn,
             execution_id: context.pipeline_execution_id.unwrap_or_default(),
+            source_region: None,
         })
         .unwrap_or_default();
     JobData {

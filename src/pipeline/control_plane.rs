@@ -70,6 +70,12 @@ pub enum JobApiError {
     Throttled { code: String, message: String },
     #[error("CodePipeline could not be reached or failed: {message}")]
     Unavailable { message: String },
+    /// No credentials for the source, e.g. its role could not be assumed (no request was made).
+    #[error(
+        "no credentials for the job API (is the source's role assumable by this worker, with \
+         this external ID?): {message}"
+    )]
+    NoCredentials { message: String },
 }
 
 impl JobApiError {

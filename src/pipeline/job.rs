@@ -119,14 +119,22 @@ pub struct PipelineContext {
     pub action_execution_id: Option<String>,
     pub pipeline_arn: Option<String>,
     pub execution_id: String,
+    /// The region of the job API that handed the job out (the source's region), for jobs
+    /// whose context carries no pipeline ARN.
+    pub source_region: Option<String>,
 }
 
 impl PipelineContext {
-    /// The region of the pipeline (and so of its artifact bucket), from its ARN.
+    /// The region of the pipeline (and so of its artifact bucket): from its ARN, else the
+    /// region of the source the job came from.
     pub fn region(&self) -> Option<&str> {
         // arn:aws:codepipeline:REGION:ACCOUNT:NAME
-        let region = self.pipeline_arn.as_deref()?.split(':').nth(3)?;
-        (!region.is_empty()).then_some(region)
+        let from_arn = self
+            .pipeline_arn
+            .as_deref()
+            .and_then(|arn| arn.split(':').nth(3))
+            .filter(|region| !region.is_empty());
+        from_arn.or(self.source_region.as_deref())
     }
 }
 
@@ -209,5 +217,10 @@ mod tests {
         };
         assert_eq!(context.region(), Some("eu-west-1"));
         assert_eq!(PipelineContext::default().region(), None);
+        let polled_elsewhere = PipelineContext {
+            source_region: Some("ap-southeast-2".into()),
+            ..PipelineContext::default()
+        };
+        assert_eq!(polled_elsewhere.region(), Some("ap-southeast-2"));
     }
 }

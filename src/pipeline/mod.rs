@@ -9,6 +9,8 @@ pub mod failure;
 pub mod job;
 pub mod paths;
 pub mod properties;
+pub mod sources;
+pub mod wake;
 
 pub use control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};
 pub use failure::{Classify, FailureType, JobFailure};

@@ -48,6 +48,11 @@ pub(crate) fn nonce() -> String {
     rand::rng().random_range(1u32..1_000_000).to_string()
 }
 
+/// An SQS receipt handle: opaque, a new one for every receive of a message.
+pub(crate) fn receipt_handle() -> String {
+    format!("AQEB{}", Alphanumeric.sample_string(&mut rand::rng(), 140))
+}
+
 /// A request id for `x-amzn-RequestId` / `x-amz-request-id`.
 pub(crate) fn request_id() -> String {
     let bytes: [u8; 8] = rand::rng().random();

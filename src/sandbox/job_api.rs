@@ -1,6 +1,8 @@
 //! The CodePipeline job API over HTTP (AWS JSON 1.1): authentication, throttling, dispatch
 //! on `X-Amz-Target`, JSON error bodies, and the call log.
 
+use std::time::SystemTime;
+
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -8,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::Sandbox;
+use super::fleet::{Caller, credential_account};
 use super::ids;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4::{self, AuthorizationError};
@@ -84,7 +87,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         Ok(body) => body,
         Err(error) => {
             let error = ApiError::new("SerializationException", error.to_string());
-            sandbox.record_job_call(&operation, None, Err(&error));
+            sandbox.record_job_call(&operation, None, (None, None), Err(&error));
             return error.into_response();
         }
     };
@@ -92,24 +95,35 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         .ok()
         .and_then(|value| value.get("jobId")?.as_str().map(str::to_owned));
 
-    let result = authenticate(&sandbox, &parts, &body, &operation)
-        .and_then(|()| take_throttle(&sandbox))
-        .and_then(|()| super::list_action_types::dispatch(&sandbox, &operation, &body));
-    sandbox.record_job_call(&operation, job_id.as_deref(), result.as_ref().map(|_| ()));
+    let authenticated = authenticate(&sandbox, &parts, &body, &operation);
+    let caller = authenticated.as_ref().ok().cloned();
+    let result = authenticated
+        .and_then(|caller| take_throttle(&sandbox).map(|()| caller))
+        .and_then(|caller| {
+            super::list_action_types::dispatch(&sandbox, &caller, &operation, &body)
+        });
+    let signed_region = sigv4::parse(&parts.headers).ok().map(|auth| auth.region);
+    sandbox.record_job_call(
+        &operation,
+        job_id.as_deref(),
+        (caller.map(|caller| caller.account_id), signed_region),
+        result.as_ref().map(|_| ()),
+    );
     match result {
         Ok(value) => json_response(StatusCode::OK, &value),
         Err(error) => error.into_response(),
     }
 }
 
-/// Checks the SigV4 signature and that the key is the worker's (job credentials are scoped
-/// to S3, as CodePipeline's artifact credentials are).
+/// Checks the SigV4 signature and that the key is the worker's or an assumed member role's
+/// (job credentials are scoped to S3, as CodePipeline's artifact credentials are); returns
+/// the account and region the caller sees.
 fn authenticate(
     sandbox: &Sandbox,
     parts: &axum::http::request::Parts,
     body: &[u8],
     operation: &str,
-) -> Result<(), ApiError> {
+) -> Result<Caller, ApiError> {
     let config = &sandbox.inner.config;
     let authorization = sigv4::parse(&parts.headers).map_err(|error| match error {
         AuthorizationError::Missing => ApiError::new(
@@ -127,7 +141,7 @@ fn authenticate(
             "Credential should be scoped to correct service: 'codepipeline'. ",
         ));
     }
-    if authorization.region != config.region {
+    if !sandbox.serves_region(&authorization.region) {
         return Err(ApiError::new(
             "InvalidSignatureException",
             format!(
@@ -170,7 +184,7 @@ fn authenticate(
              documentation for details.",
         ));
     }
-    if let CredentialScope::Job(job_id) = credential.scope {
+    if let CredentialScope::Job(job_id) = &credential.scope {
         return Err(ApiError::new(
             "AccessDeniedException",
             format!(
@@ -180,7 +194,16 @@ fn authenticate(
             ),
         ));
     }
-    Ok(())
+    let account_id = credential_account(sandbox, &credential, SystemTime::now()).map_err(|_| {
+        ApiError::new(
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        )
+    })?;
+    Ok(Caller {
+        account_id,
+        region: authorization.region,
+    })
 }
 
 /// The `X-Amz-Security-Token` header, if sent.
@@ -213,6 +236,7 @@ impl Sandbox {
         &self,
         operation: &str,
         job_id: Option<&str>,
+        (account, region): (Option<String>, Option<String>),
         result: Result<(), &ApiError>,
     ) {
         let mut state = self.inner.state();
@@ -230,6 +254,8 @@ impl Sandbox {
                 Ok(()) => CallOutcome::Ok,
                 Err(error) => CallOutcome::Error(error.kind.to_owned()),
             },
+            account,
+            region,
         });
     }
 }

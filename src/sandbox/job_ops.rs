@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::Sandbox;
+use super::fleet::Caller;
 use super::job_api::ApiError;
 use super::job_results;
 use super::jobs;
@@ -17,13 +18,18 @@ use super::model::{ActionTypeId, JobStatus};
 use super::validate::{Violations, is_name_char};
 
 /// Runs `operation` on the JSON `body`.
-pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn dispatch(
+    sandbox: &Sandbox,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     match operation {
-        "PollForJobs" => poll_for_jobs(sandbox, parse(body)?),
-        "AcknowledgeJob" => acknowledge_job(sandbox, parse(body)?),
-        "GetJobDetails" => get_job_details(sandbox, parse(body)?),
-        "PutJobSuccessResult" => job_results::put_job_success_result(sandbox, parse(body)?),
-        "PutJobFailureResult" => job_results::put_job_failure_result(sandbox, parse(body)?),
+        "PollForJobs" => poll_for_jobs(sandbox, caller, parse(body)?),
+        "AcknowledgeJob" => acknowledge_job(sandbox, caller, parse(body)?),
+        "GetJobDetails" => get_job_details(sandbox, caller, parse(body)?),
+        "PutJobSuccessResult" => job_results::put_job_success_result(sandbox, caller, parse(body)?),
+        "PutJobFailureResult" => job_results::put_job_failure_result(sandbox, caller, parse(body)?),
         other => Err(ApiError::new(
             "UnknownOperationException",
             format!("The sandbox does not implement operation '{other}'"),
@@ -57,7 +63,11 @@ struct PollForJobsInput {
     query_param: Option<BTreeMap<String, String>>,
 }
 
-fn poll_for_jobs(sandbox: &Sandbox, input: PollForJobsInput) -> Result<Value, ApiError> {
+fn poll_for_jobs(
+    sandbox: &Sandbox,
+    caller: &Caller,
+    input: PollForJobsInput,
+) -> Result<Value, ApiError> {
     let mut violations = Violations::default();
     violations.required("actionTypeId", input.action_type_id.as_ref());
     if let Some(id) = &input.action_type_id {
@@ -122,7 +132,7 @@ fn poll_for_jobs(sandbox: &Sandbox, input: PollForJobsInput) -> Result<Value, Ap
 
     let config = &sandbox.inner.config;
     let mut state = sandbox.inner.state();
-    if !state.action_types.contains(&action_type) {
+    if !state.action_type_exists(&caller.account_id, &caller.region, &action_type) {
         return Err(ApiError::new(
             "ActionTypeNotFoundException",
             format!(
@@ -146,6 +156,7 @@ fn poll_for_jobs(sandbox: &Sandbox, input: PollForJobsInput) -> Result<Value, Ap
         // two workers poll the same job and the other one acknowledges first.
         let available = (job.status == JobStatus::Queued || ack_overdue)
             && job.spec.action_type == action_type
+            && caller.sees(&job.spec, sandbox)
             && query
                 .iter()
                 .all(|(key, value)| job.spec.configuration.get(key) == Some(value));
@@ -153,7 +164,7 @@ fn poll_for_jobs(sandbox: &Sandbox, input: PollForJobsInput) -> Result<Value, Ap
             let nonce = super::ids::nonce();
             job.status = JobStatus::Dispatched;
             job.dispatched_at = Some(now);
-            handed_out.push(jobs::job_json(job, &nonce, config));
+            handed_out.push(jobs::job_json(job, &nonce, sandbox));
             job.nonce = Some(nonce);
         }
     }
@@ -167,7 +178,11 @@ struct AcknowledgeJobInput {
     nonce: Option<String>,
 }
 
-fn acknowledge_job(sandbox: &Sandbox, input: AcknowledgeJobInput) -> Result<Value, ApiError> {
+fn acknowledge_job(
+    sandbox: &Sandbox,
+    caller: &Caller,
+    input: AcknowledgeJobInput,
+) -> Result<Value, ApiError> {
     let mut violations = Violations::default();
     violations.job_id(input.job_id.as_ref());
     violations.required("nonce", input.nonce.as_ref());
@@ -181,6 +196,7 @@ fn acknowledge_job(sandbox: &Sandbox, input: AcknowledgeJobInput) -> Result<Valu
     let mut state = sandbox.inner.state();
     let job = state
         .job_mut(&job_id)
+        .filter(|job| caller.sees(&job.spec, sandbox))
         .ok_or_else(|| job_not_found(&job_id))?;
     let current = job.status == JobStatus::Dispatched
         && !job.claimed_elsewhere
@@ -206,14 +222,21 @@ struct GetJobDetailsInput {
     job_id: Option<String>,
 }
 
-fn get_job_details(sandbox: &Sandbox, input: GetJobDetailsInput) -> Result<Value, ApiError> {
+fn get_job_details(
+    sandbox: &Sandbox,
+    caller: &Caller,
+    input: GetJobDetailsInput,
+) -> Result<Value, ApiError> {
     let mut violations = Violations::default();
     violations.job_id(input.job_id.as_ref());
     violations.finish()?;
     let job_id = input.job_id.unwrap_or_default();
     let state = sandbox.inner.state();
-    let job = state.job(&job_id).ok_or_else(|| job_not_found(&job_id))?;
-    Ok(json!({ "jobDetails": jobs::job_details_json(job, &sandbox.inner.config) }))
+    let job = state
+        .job(&job_id)
+        .filter(|job| caller.sees(&job.spec, sandbox))
+        .ok_or_else(|| job_not_found(&job_id))?;
+    Ok(json!({ "jobDetails": jobs::job_details_json(job, sandbox) }))
 }
 
 pub(crate) fn job_not_found(job_id: &str) -> ApiError {

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Sandbox;
+use super::fleet::Caller;
 use super::job_api::ApiError;
 use super::job_ops::job_not_found;
 use super::jobs;
@@ -53,6 +54,7 @@ pub(crate) struct PutJobSuccessResultInput {
 
 pub(crate) fn put_job_success_result(
     sandbox: &Sandbox,
+    caller: &Caller,
     input: PutJobSuccessResultInput,
 ) -> Result<Value, ApiError> {
     let mut violations = Violations::default();
@@ -126,7 +128,14 @@ pub(crate) fn put_job_success_result(
     };
     let job_id = input.job_id.unwrap_or_default();
     let follow_up = input.continuation_token;
-    settle(sandbox, &job_id, result, JobStatus::Succeeded, follow_up)?;
+    settle(
+        sandbox,
+        caller,
+        &job_id,
+        result,
+        JobStatus::Succeeded,
+        follow_up,
+    )?;
     Ok(json!({}))
 }
 
@@ -148,6 +157,7 @@ pub(crate) struct PutJobFailureResultInput {
 
 pub(crate) fn put_job_failure_result(
     sandbox: &Sandbox,
+    caller: &Caller,
     input: PutJobFailureResultInput,
 ) -> Result<Value, ApiError> {
     let mut violations = Violations::default();
@@ -175,7 +185,7 @@ pub(crate) fn put_job_failure_result(
         external_execution_id: details.external_execution_id,
     };
     let job_id = input.job_id.unwrap_or_default();
-    settle(sandbox, &job_id, result, JobStatus::Failed, None)?;
+    settle(sandbox, caller, &job_id, result, JobStatus::Failed, None)?;
     Ok(json!({}))
 }
 
@@ -184,13 +194,17 @@ pub(crate) fn put_job_failure_result(
 /// `wait_until_idle` never sees a gap.
 fn settle(
     sandbox: &Sandbox,
+    caller: &Caller,
     job_id: &str,
     result: JobResult,
     status: JobStatus,
     continuation_token: Option<String>,
 ) -> Result<(), ApiError> {
     let mut state = sandbox.inner.state();
-    let job = state.job_mut(job_id).ok_or_else(|| job_not_found(job_id))?;
+    let job = state
+        .job_mut(job_id)
+        .filter(|job| caller.sees(&job.spec, sandbox))
+        .ok_or_else(|| job_not_found(job_id))?;
     if job.status != JobStatus::InProgress {
         return Err(ApiError::new(
             "InvalidJobStateException",

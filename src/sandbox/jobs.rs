@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::SandboxConfig;
+use super::Sandbox;
+use super::fleet::{job_account, job_region};
 use super::ids;
 use super::model::{ArtifactSpec, CredentialsSpec, JobSpec, JobStatus};
 use super::state::{Credential, CredentialScope, Job, State};
@@ -52,26 +53,26 @@ pub(crate) fn queue(
 }
 
 /// `Job` as PollForJobs returns it: `{id, nonce, accountId, data}`.
-pub(crate) fn job_json(job: &Job, nonce: &str, config: &SandboxConfig) -> Value {
+pub(crate) fn job_json(job: &Job, nonce: &str, sandbox: &Sandbox) -> Value {
     json!({
         "id": job.id,
         "nonce": nonce,
-        "accountId": config.account_id,
-        "data": job_data(job, config),
+        "accountId": job_account(&job.spec, sandbox),
+        "data": job_data(job, sandbox),
     })
 }
 
 /// `JobDetails` as GetJobDetails returns it: `{id, data, accountId}`.
-pub(crate) fn job_details_json(job: &Job, config: &SandboxConfig) -> Value {
+pub(crate) fn job_details_json(job: &Job, sandbox: &Sandbox) -> Value {
     json!({
         "id": job.id,
-        "data": job_data(job, config),
-        "accountId": config.account_id,
+        "data": job_data(job, sandbox),
+        "accountId": job_account(&job.spec, sandbox),
     })
 }
 
 /// `JobData`: everything the worker needs, including the job's credentials in plain text.
-fn job_data(job: &Job, config: &SandboxConfig) -> Value {
+fn job_data(job: &Job, sandbox: &Sandbox) -> Value {
     let spec = &job.spec;
     let mut data = json!({
         "actionTypeId": {
@@ -90,7 +91,9 @@ fn job_data(job: &Job, config: &SandboxConfig) -> Value {
             },
             "pipelineArn": format!(
                 "arn:aws:codepipeline:{}:{}:{}",
-                config.region, config.account_id, spec.pipeline_name
+                job_region(spec, sandbox),
+                job_account(spec, sandbox),
+                spec.pipeline_name
             ),
             "pipelineExecutionId": job.pipeline_execution_id,
         },

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Sandbox;
+use super::fleet::Caller;
 use super::job_api::ApiError;
 use super::job_ops;
 
@@ -16,9 +17,14 @@ struct ListActionTypesInput {
 }
 
 /// Answers `ListActionTypes`; every other operation goes to [`job_ops::dispatch`].
-pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn dispatch(
+    sandbox: &Sandbox,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     if operation != "ListActionTypes" {
-        return job_ops::dispatch(sandbox, operation, body);
+        return job_ops::dispatch(sandbox, caller, operation, body);
     }
     let input: ListActionTypesInput = serde_json::from_slice(body).map_err(|error| {
         ApiError::new(
@@ -30,6 +36,7 @@ pub(crate) fn dispatch(sandbox: &Sandbox, operation: &str, body: &[u8]) -> Resul
     let mut action_types: Vec<_> = state
         .action_types
         .iter()
+        .filter(|id| state.action_type_exists(&caller.account_id, &caller.region, id))
         .filter(|id| {
             input
                 .action_owner_filter

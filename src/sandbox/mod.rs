@@ -12,6 +12,13 @@
 //!   Secrets Manager (`GetSecretValue`) and SSM (`GetParameter`) for the worker's instance
 //!   role: `identity`, `sts`, `web_identity`, `secrets`, `ssm`, over `aws_auth`.
 //! - Every request is signature-checked (SigV4) and logged in [`Sandbox::calls`].
+//! - Many accounts and regions: STS `AssumeRole` ([`Sandbox::add_member_account`]) issues
+//!   temporary credentials of a member account; the job API shows a caller only the jobs of
+//!   its credentials' account and of the region it signed for ([`JobSpec::account`],
+//!   [`JobSpec::region`], [`SandboxConfig::extra_regions`]).
+//! - SQS (AWS JSON 1.0, `X-Amz-Target: AmazonSQS.*`): `ReceiveMessage` with long polling,
+//!   `DeleteMessage`, …; [`Sandbox::create_queue`] makes a queue that receives the
+//!   EventBridge-shaped "CodePipeline Action Execution State Change" event of every queued job.
 //! - A pipeline view for people (`GET /codesuite/codepipeline/pipelines`, unsigned): the jobs
 //!   as CodePipeline's console shows the action, links rendered from the action type's URL
 //!   templates.
@@ -21,7 +28,9 @@
 //! `job_results` success/failure results · `validate` constraint
 //! checks · `s3` the S3 stand-in · `aws_chunked` upload body decoding · `objects` storage ·
 //! `sigv4` signatures · `ids` generated identifiers · `action_types` registered action types ·
-//! `console`, `console_page`, `url_templates`, `html` the pipeline view.
+//! `console`, `console_page`, `url_templates`, `html` the pipeline view · `fleet` member
+//! accounts, callers and fleet toggles · `assume_role` STS AssumeRole · `sqs` the SQS
+//! stand-in · `events` the EventBridge events.
 
 mod action_types;
 mod aws_auth;
@@ -49,6 +58,11 @@ mod url_templates;
 mod validate;
 mod web_identity;
 
+mod assume_role;
+mod events;
+mod fleet;
+mod sqs;
+
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -61,6 +75,11 @@ mod tests_s3;
 mod tests_secrets;
 #[cfg(test)]
 mod tests_sts;
+
+#[cfg(test)]
+mod tests_fleet;
+#[cfg(test)]
+mod tests_sqs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,11 +98,14 @@ pub use console::PIPELINES_PATH;
 pub use identity::{
     WORKER_PARAMETER_PREFIX, WORKER_ROLE_NAME, WORKER_SECRET_PREFIX, WORKER_SESSION_NAME,
 };
+pub use events::ACTION_EXECUTION_STATE_CHANGE;
+pub use fleet::SqsFault;
 pub use model::{
     ActionTypeId, ArtifactSpec, CallOutcome, CredentialsSpec, JobRecord, JobResult, JobSpec,
     JobStatus, RecordedCall, StoredObject,
 };
 pub use s3_range::S3Read;
+pub use sqs::QueueCounts;
 
 use state::{Credential, CredentialScope, Inner};
 
@@ -101,6 +123,11 @@ pub struct SandboxConfig {
     /// Bytes per second each S3 GET connection may deliver (real S3 serves one connection at
     /// roughly 80–100 MB/s); `None`: as fast as loopback goes.
     pub s3_connection_rate: Option<u64>,
+    /// More regions requests may be signed for, besides `region` (none by default).
+    pub extra_regions: Vec<String>,
+    /// The shortest `DurationSeconds` AssumeRole accepts (STS: 900 s); lower it to test
+    /// credential refresh.
+    pub min_assume_role_duration: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -111,6 +138,8 @@ impl Default for SandboxConfig {
             ack_timeout: Duration::from_secs(30),
             artifact_bucket: "codepipeline-eu-west-1-111122223333".to_owned(),
             s3_connection_rate: None,
+            extra_regions: Vec::new(),
+            min_assume_role_duration: Duration::from_secs(900),
         }
     }
 }
@@ -215,9 +244,17 @@ impl Sandbox {
     }
 
     /// Queues a job; returns its id. Its `artifactCredentials` are fresh temporary
-    /// credentials valid on S3 unless `spec.credentials` says otherwise.
+    /// credentials valid on S3 unless `spec.credentials` says otherwise. Its STARTED event
+    /// goes to every queue from [`Sandbox::create_queue`].
     pub fn queue_job(&self, spec: JobSpec) -> String {
-        jobs::queue(&mut self.inner.state(), spec, None)
+        let mut state = self.inner.state();
+        let id = jobs::queue(&mut state, spec, None);
+        let delivered = events::deliver_job_started(self, &mut state, &id);
+        drop(state);
+        if delivered {
+            self.wake_receivers();
+        }
+        id
     }
 
     /// A snapshot of one job.
@@ -321,6 +358,8 @@ async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Resp
         secrets::handle(State(sandbox), request).await
     } else if ssm::is_ssm_request(&request) {
         ssm::handle(State(sandbox), request).await
+    if sqs::is_sqs_request(&request) {
+        sqs::handle(State(sandbox), request).await
     } else if job_api::is_job_api_request(&request) {
         job_api::handle(State(sandbox), request).await
     } else if console::is_console_request(&request) {
@@ -347,6 +386,7 @@ pub struct RunningSandbox {
 impl RunningSandbox {
     /// Stops accepting connections and lets requests in flight finish (at most 5 s).
     pub async fn shutdown(mut self) {
+        self.sandbox.end_long_polls();
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

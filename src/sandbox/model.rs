@@ -87,6 +87,12 @@ pub struct JobSpec {
     pub credentials: CredentialsSpec,
     /// `data.encryptionKey.id` (a KMS key) when set.
     pub encryption_key_id: Option<String>,
+    /// The account the pipeline is in; the sandbox's own (`SandboxConfig::account_id`) when
+    /// `None`. Only credentials of that account see the job.
+    pub account: Option<String>,
+    /// The region the pipeline is in; `SandboxConfig::region` when `None`. Only requests
+    /// signed for that region see the job.
+    pub region: Option<String>,
 }
 
 impl Default for JobSpec {
@@ -110,6 +116,8 @@ impl JobSpec {
             output_artifacts: Vec::new(),
             credentials: CredentialsSpec::Fresh,
             encryption_key_id: None,
+            account: None,
+            region: None,
         }
     }
 }
@@ -229,6 +237,10 @@ pub enum RecordedCall {
         job_id: Option<String>,
         /// How it ended.
         outcome: CallOutcome,
+        /// The account of the caller's credentials, once they were checked.
+        account: Option<String>,
+        /// The region the request was signed for, when it was signed.
+        region: Option<String>,
     },
     /// An S3 request.
     S3 {
@@ -253,5 +265,23 @@ pub enum RecordedCall {
         access_key_id: Option<String>,
         /// How it ended.
         outcome: CallOutcome,
+    },
+    /// An STS call (`AssumeRole`; `GetCallerIdentity` is not logged).
+    Sts {
+        /// The `Action`, e.g. `AssumeRole`.
+        operation: String,
+        /// `RoleArn` of an AssumeRole request.
+        role_arn: Option<String>,
+        /// How it ended (the STS error code on failure, e.g. `AccessDenied`).
+        outcome: CallOutcome,
+    },
+    /// An SQS call.
+    Sqs {
+        /// The operation from `X-Amz-Target`, e.g. `ReceiveMessage`.
+        operation: String,
+        /// How it ended (the error's query-compatible code on failure, e.g. `AccessDenied`).
+        outcome: CallOutcome,
+        /// How many messages a `ReceiveMessage` returned.
+        messages: usize,
     },
 }

@@ -171,7 +171,7 @@ fn authenticate(sandbox: &Sandbox, parts: &Parts) -> Result<(), S3Error> {
         ),
     })?;
     let region = &sandbox.inner.config.region;
-    if authorization.region != *region || authorization.service != "s3" {
+    if !sandbox.serves_region(&authorization.region) || authorization.service != "s3" {
         return Err(S3Error::new(
             StatusCode::BAD_REQUEST,
             "AuthorizationHeaderMalformed",
@@ -221,7 +221,7 @@ fn authenticate(sandbox: &Sandbox, parts: &Parts) -> Result<(), S3Error> {
              Check your key and signing method.",
         ));
     }
-    if credential.revoked || credential.scope == CredentialScope::Worker {
+    if credential.revoked || !matches!(credential.scope, CredentialScope::Job(_)) {
         return Err(forbidden("AccessDenied", "Access Denied"));
     }
     Ok(())

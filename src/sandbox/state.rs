@@ -60,6 +60,8 @@ pub(crate) enum CredentialScope {
     Worker,
     /// A job's `artifactCredentials`: S3 only.
     Job(String),
+    /// Temporary credentials from `AssumeRole`: a member account's job API only.
+    Assumed(super::fleet::AssumedSession),
 }
 
 /// One access key the sandbox issued.
@@ -143,6 +145,8 @@ pub(crate) struct State {
     pub(crate) next_file: u64,
     /// S3 read faults to come, and the log of GETs with their ranges.
     pub(crate) s3_reads: super::s3_range::S3ReadState,
+    /// Member accounts, their roles, SQS queues and the fleet's fault toggles.
+    pub(crate) fleet: super::fleet::FleetState,
 }
 
 impl State {

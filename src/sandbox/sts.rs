@@ -36,6 +36,7 @@ pub(crate) fn caller_arn(sandbox: &Sandbox, scope: &CredentialScope) -> String {
             "arn:aws:sts::{}:assumed-role/CodePipelineArtifactAccess/{job_id}",
             sandbox.inner.config.account_id
         ),
+        CredentialScope::Assumed(session) => session.arn(),
     }
 }
 
@@ -110,6 +111,9 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         )
         .into_response();
     };
+    if let Some(response) = super::assume_role::handle(&sandbox, &parts, &body) {
+        return response;
+    }
     let mut parameters: Vec<(String, String)> =
         url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -160,7 +164,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
 }
 
 fn get_caller_identity(sandbox: &Sandbox, scope: &CredentialScope) -> String {
-    let account = &sandbox.inner.config.account_id;
+    let account = &super::assume_role::identity_account(sandbox, scope);
     let arn = caller_arn(sandbox, scope);
     let user_id = match scope {
         CredentialScope::Worker => format!(
@@ -169,6 +173,7 @@ fn get_caller_identity(sandbox: &Sandbox, scope: &CredentialScope) -> String {
             super::identity::WORKER_SESSION_NAME
         ),
         CredentialScope::Job(job_id) => format!("AROACODEPIPELINEARTIFACT:{job_id}"),
+        CredentialScope::Assumed(session) => format!("AROAMEMBERACCOUNT:{}", session.session_name),
     };
     format!(
         "<GetCallerIdentityResponse xmlns=\"{NAMESPACE}\">\
@@ -188,7 +193,8 @@ fn get_web_identity_token<'a>(
     parameter: &dyn Fn(&str) -> Option<&'a str>,
 ) -> Result<String, StsError> {
     let account = &sandbox.inner.config.account_id;
-    if let CredentialScope::Job(_) = scope {
+    // Web identity tokens name the fleet's own role; job and member-account credentials get none.
+    if matches!(scope, CredentialScope::Job(_) | CredentialScope::Assumed(_)) {
         return Err(StsError::new(
             StatusCode::FORBIDDEN,
             "AccessDenied",

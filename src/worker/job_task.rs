@@ -141,6 +141,9 @@ impl std::fmt::Debug for JobContext {
 pub(crate) struct JobHooks {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) journal: Option<Arc<Journal>>,
+    /// The name of the source the job came from: the `source` field of its log span, and
+    /// where the journal says to send its result after a crash.
+    pub(crate) source: Arc<str>,
 }
 
 /// Why a job failed: its handler's error, or an end the loop itself imposed.
@@ -163,9 +166,14 @@ impl<E: Classify> Classify for TaskFailure<E> {
     }
 }
 
-fn job_span(job_id: &str, pipeline: &crate::pipeline::job::PipelineContext) -> tracing::Span {
+fn job_span(
+    job_id: &str,
+    pipeline: &crate::pipeline::job::PipelineContext,
+    source: &str,
+) -> tracing::Span {
     tracing::info_span!(
         "job",
+        source = %source,
         job_id = %job_id,
         pipeline = %pipeline.pipeline_name,
         stage = %pipeline.stage_name,
@@ -182,7 +190,7 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
     cancel: CancellationToken,
     hooks: JobHooks,
 ) -> JobEnd {
-    let span = job_span(&job.id, &job.data.pipeline);
+    let span = job_span(&job.id, &job.data.pipeline, &hooks.source);
     async move {
         match api.acknowledge_job(&job.id, &job.nonce).await {
             Ok(Acknowledgement::InProgress) => {}
@@ -209,6 +217,7 @@ pub(crate) async fn run_job<A: JobApi, H: JobHandler>(
                 pipeline: job.data.pipeline.pipeline_name.clone(),
                 execution_id: job.data.pipeline.execution_id.clone(),
                 acknowledged_at: now_rfc3339(),
+                source: Some(hooks.source.to_string()),
             };
             if let Err(error) = journal.record(&entry) {
                 warn!(error = %inline_chain(&error), "could not journal the job; a crash now would leave it to CodePipeline's timeout");
@@ -235,6 +244,7 @@ pub(crate) async fn recover_job<A: JobApi, H: JobHandler>(
 ) -> JobEnd {
     let span = tracing::info_span!(
         "job",
+        source = %hooks.source,
         job_id = %entry.job_id,
         pipeline = %entry.pipeline,
         execution_id = %entry.execution_id,

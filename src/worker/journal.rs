@@ -26,6 +26,11 @@ pub struct JournalEntry {
     pub execution_id: String,
     /// RFC 3339 time of the acknowledgement.
     pub acknowledged_at: String,
+    /// The name of the source (account/region) the job came from, so a restarted worker
+    /// reports it to the same job API. Absent in entries of workers before sources existed:
+    /// those go to the first source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// Why the journal could not be used.
@@ -167,6 +172,7 @@ mod tests {
             pipeline: "nestbox-firmware".into(),
             execution_id: "e1".into(),
             acknowledged_at: "2026-11-26T09:13:04Z".into(),
+            source: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! A [`JobApi`] wrapper that counts job-API errors and throttling per operation and remembers
-//! the last successful poll (for `/healthz`), so the loop itself needs no metric calls.
+//! the last successful poll, overall and of its source (for `/healthz`), so the loop itself
+//! needs no metric calls.
 
 use std::sync::Arc;
 
@@ -9,11 +10,17 @@ use crate::pipeline::{Acknowledgement, Job, JobApi, JobApiError, JobData, JobFai
 pub(crate) struct MeteredJobApi<A> {
     inner: Arc<A>,
     metrics: Arc<Metrics>,
+    /// The source's index in the per-source series.
+    source: usize,
 }
 
 impl<A> MeteredJobApi<A> {
-    pub(crate) fn new(inner: Arc<A>, metrics: Arc<Metrics>) -> Self {
-        Self { inner, metrics }
+    pub(crate) fn new(inner: Arc<A>, metrics: Arc<Metrics>, source: usize) -> Self {
+        Self {
+            inner,
+            metrics,
+            source,
+        }
     }
 
     fn observe<T>(&self, operation: JobApiOperation, result: &Result<T, JobApiError>) {
@@ -32,8 +39,16 @@ impl<A: JobApi> JobApi for MeteredJobApi<A> {
         let result = self.inner.poll_for_jobs(max_batch_size).await;
         self.observe(JobApiOperation::PollForJobs, &result);
         match &result {
-            Ok(_) => self.metrics.poll_succeeded(),
-            Err(error) => self.metrics.poll_failed(&error.to_string()),
+            Ok(_) => {
+                self.metrics.poll_succeeded();
+                self.metrics.source_poll_succeeded(self.source);
+            }
+            Err(error) => {
+                let reason = error.to_string();
+                self.metrics.poll_failed(&reason);
+                let down = !matches!(error, JobApiError::Throttled { .. });
+                self.metrics.source_poll_failed(self.source, &reason, down);
+            }
         }
         result
     }

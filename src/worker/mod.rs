@@ -4,6 +4,12 @@
 //! The loop is handed its control plane ([`JobApi`]), its work ([`JobHandler`]) and its shutdown
 //! signal (a future), so tests run the real loop against fakes and stand-ins.
 //!
+//! One worker serves one or more [`Source`]s (an account and region each, with its own job
+//! API). Each source is paced on its own; free slots are shared among the sources that have
+//! work by [`shares`]; a wake-up queue ([`wake`]) makes a source due the moment a job is queued
+//! there. Every job is reported to the job API of the source it came from, also after a crash
+//! (the journal names the source).
+//!
 //! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]): the loop only
 //! asks `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot
 //! start. When to poll is decided by [`pacing::Pacer`]; the loop only carries it out. The
@@ -14,7 +20,9 @@ mod job_task;
 pub mod journal;
 mod metered;
 pub mod pacing;
+pub mod shares;
 mod tasks;
+pub mod wake;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -26,10 +34,14 @@ use tracing::{debug, error, info, warn};
 use crate::metrics::Metrics;
 use crate::pipeline::{Classify, JobApi, JobApiError, JobSuccess};
 use heartbeat::Heartbeat;
+use job_task::JobHooks;
 pub use job_task::{BoxFuture, Claim, ClaimedJob, JobContext, JobDetailsSource, JobEnd, JobTally};
 use metered::MeteredJobApi;
 use pacing::{Pacer, PollResult};
-use tasks::JobTasks;
+use shares::{Choice, SourceView};
+use tasks::{JobTasks, TaskSource};
+use tokio::sync::mpsc;
+pub use wake::WakeEvent;
 
 /// The work done for one acknowledged job.
 pub trait JobHandler: Send + Sync + 'static {
@@ -75,6 +87,9 @@ pub struct WorkerSettings {
     pub metrics: Arc<Metrics>,
     /// Where acknowledged jobs are journaled, so a crashed worker ends them on its next start.
     pub journal: Option<Arc<journal::Journal>>,
+    /// With a wake-up queue: the longest idle wait while the queue does not answer (the pace
+    /// of a worker without one); `poll_max_interval` is then the safety net while it does.
+    pub fallback_poll_max_interval: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -103,6 +118,7 @@ impl Default for WorkerSettings {
             heartbeat_interval: Duration::from_secs(5 * 60),
             metrics: Arc::new(Metrics::new()),
             journal: None,
+            fallback_poll_max_interval: Duration::from_secs(10),
         }
     }
 }
@@ -135,25 +151,103 @@ impl WorkerReport {
     }
 }
 
-/// Runs the worker until `shutdown` resolves or `max_jobs` jobs have ended.
+/// One source of jobs: a job API (one account and region, with its action type versions) and
+/// the name logs, metrics and `/healthz` know it by.
+pub struct Source<A> {
+    pub name: String,
+    pub api: Arc<A>,
+}
+
+impl<A> Source<A> {
+    pub fn new(name: impl Into<String>, api: Arc<A>) -> Self {
+        Self {
+            name: name.into(),
+            api,
+        }
+    }
+}
+
+/// Runs the worker on one source until `shutdown` resolves or `max_jobs` jobs have ended.
 pub async fn run<A: JobApi, H: JobHandler>(
     api: Arc<A>,
     handler: Arc<H>,
     settings: WorkerSettings,
     shutdown: impl Future<Output = ()>,
 ) -> WorkerReport {
+    run_sources(
+        vec![Source::new("default", api)],
+        handler,
+        settings,
+        None,
+        shutdown,
+    )
+    .await
+}
+
+/// The loop's view of one source.
+struct SourceState<A> {
+    name: Arc<str>,
+    api: Arc<MeteredJobApi<A>>,
+    pacer: Pacer,
+    next_poll: Instant,
+    last_polled: Option<Instant>,
+}
+
+/// Runs the worker on every source until `shutdown` resolves or `max_jobs` jobs have ended.
+/// Free slots are shared among the sources by [`shares`]; each source is paced on its own.
+/// With a wake-up channel ([`wake`]), a message naming a source makes it due at once, and the
+/// idle pace of every source is `poll_max_interval` while the queue answers (from the start)
+/// and `fallback_poll_max_interval` once it has failed, until it answers again.
+pub async fn run_sources<A: JobApi, H: JobHandler>(
+    sources: Vec<Source<A>>,
+    handler: Arc<H>,
+    settings: WorkerSettings,
+    mut wake: Option<mpsc::Receiver<WakeEvent>>,
+    shutdown: impl Future<Output = ()>,
+) -> WorkerReport {
     let concurrency = settings.concurrency.max(1);
     let metrics = settings.metrics.clone();
     metrics.set_concurrency(concurrency);
-    let api = Arc::new(MeteredJobApi::new(api, metrics.clone()));
-    let mut tasks = JobTasks::new(api.clone(), handler, &settings);
+    let start = Instant::now();
+    let mut states = Vec::with_capacity(sources.len());
+    let mut task_sources = Vec::with_capacity(sources.len());
+    for source in sources {
+        let metric = metrics.add_source(&source.name);
+        let name: Arc<str> = source.name.into();
+        let api = Arc::new(MeteredJobApi::new(source.api, metrics.clone(), metric));
+        task_sources.push(TaskSource {
+            api: api.clone(),
+            hooks: JobHooks {
+                metrics: metrics.clone(),
+                journal: settings.journal.clone(),
+                source: name.clone(),
+            },
+            metric,
+        });
+        // With a queue, `poll_max_interval` is the safety net from the start; the wake-up task
+        // says when the queue fails.
+        let pacer = Pacer::new(&settings);
+        states.push(SourceState {
+            name,
+            api,
+            pacer,
+            next_poll: start,
+            last_polled: None,
+        });
+    }
+    let sources_count = states.len();
+    let mut tasks = JobTasks::new(task_sources, handler);
     if let Some(journal) = &settings.journal {
         tasks.resume_journaled(journal);
     }
-    let mut pacer = Pacer::new(&settings);
     let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
     tokio::pin!(shutdown);
-    info!(concurrency, "worker started; polling for jobs");
+    info!(
+        concurrency,
+        sources = sources_count,
+        wake_queue = wake.is_some(),
+        "worker started; polling for jobs"
+    );
 
     loop {
         tasks.reap();
@@ -167,23 +261,83 @@ pub async fn run<A: JobApi, H: JobHandler>(
             );
             break;
         }
-        let (batch, more_would_help) = tasks.batch(concurrency, settings.max_jobs);
-        if batch == 0 {
-            // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
-            if !tasks.wait_for_one(&mut shutdown).await {
+        if states.is_empty() {
+            // Nothing to poll (only journaled jobs to finish): wait for them, then stop.
+            if tasks.len() == 0 || !tasks.wait_for_one(&mut shutdown).await {
                 break;
             }
             continue;
         }
-        if let Some(deadline) = pacer.gather_until(Instant::now(), tasks.len(), more_would_help) {
-            if !tasks.wait_until(deadline, true, &mut shutdown).await {
+        let (free, more_would_help) = tasks.batch(concurrency, settings.max_jobs);
+        if free == 0 {
+            // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
+            let waited = wait(
+                &mut tasks,
+                None,
+                &mut wake,
+                &mut states,
+                &settings,
+                &mut shutdown,
+            )
+            .await;
+            if !waited {
+                break;
+            }
+            continue;
+        }
+        let now = Instant::now();
+        let views: Vec<SourceView> = states
+            .iter()
+            .enumerate()
+            .map(|(index, state)| SourceView {
+                in_flight: tasks.in_flight(index),
+                next_poll: state.next_poll,
+                last_polled: state.last_polled,
+            })
+            .collect();
+        let (index, batch) = match shares::choose(&views, free, concurrency, now) {
+            Choice::Poll { source, batch } => (source, batch),
+            Choice::WaitUntil(until) => {
+                // A finished job frees a slot but does not cut the wait short: the wait is what
+                // keeps an idle or throttled worker's request rate down. A wake-up does.
+                let waited = wait(
+                    &mut tasks,
+                    Some((until, false)),
+                    &mut wake,
+                    &mut states,
+                    &settings,
+                    &mut shutdown,
+                )
+                .await;
+                if !waited {
+                    break;
+                }
+                continue;
+            }
+        };
+        if let Some(deadline) =
+            states[index]
+                .pacer
+                .gather_until(now, tasks.len(), more_would_help && batch == free)
+        {
+            let waited = wait(
+                &mut tasks,
+                Some((deadline, true)),
+                &mut wake,
+                &mut states,
+                &settings,
+                &mut shutdown,
+            )
+            .await;
+            if !waited {
                 break;
             }
             continue;
         }
 
+        let state = &mut states[index];
         let polled = tokio::select! {
-            polled = api.poll_for_jobs(batch) => polled,
+            polled = state.api.poll_for_jobs(batch) => polled,
             () = &mut shutdown => break,
         };
         let result = match &polled {
@@ -192,30 +346,26 @@ pub async fn run<A: JobApi, H: JobHandler>(
             Err(JobApiError::Throttled { .. }) => PollResult::Throttled,
             Err(_) => PollResult::Failed,
         };
-        let delay = pacer.after_poll(Instant::now(), result, tasks.len());
+        let now = Instant::now();
+        let delay = state.pacer.after_poll(now, result, tasks.in_flight(index));
+        state.next_poll = now + delay;
+        state.last_polled = Some(now);
+        let source = state.name.clone();
         match polled {
             Ok(jobs) if !jobs.is_empty() => {
-                debug!(count = jobs.len(), "received jobs");
-                tasks.start(jobs, batch);
-                continue;
+                debug!(%source, count = jobs.len(), "received jobs");
+                tasks.start(index, jobs, batch);
             }
             Ok(_) => heartbeat.idle_poll(tasks.report(), tasks.len()),
             Err(error) if error.is_transient() => {
-                warn!(%error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off")
+                warn!(%source, %error, retry_in_ms = delay.as_millis() as u64, "PollForJobs failed; backing off")
             }
             Err(error) => error!(
+                %source,
                 %error,
                 retry_in_ms = delay.as_millis() as u64,
                 "PollForJobs was rejected; check the action type flags and the worker's IAM permissions"
             ),
-        }
-        // A finished job frees a slot but does not cut the wait short: the wait is what keeps
-        // an idle or throttled worker's request rate down.
-        if !tasks
-            .wait_until(Instant::now() + delay, false, &mut shutdown)
-            .await
-        {
-            break;
         }
     }
 
@@ -229,4 +379,60 @@ pub async fn run<A: JobApi, H: JobHandler>(
         "worker stopped"
     );
     report
+}
+
+/// Waits for a job to end (`deadline` `None`), or until the deadline (returning at the first
+/// job that ends when its flag is set), or for a wake-up, which it applies to `states`; false
+/// when `shutdown` came first.
+async fn wait<A: JobApi, H: JobHandler>(
+    tasks: &mut JobTasks<MeteredJobApi<A>, H>,
+    deadline: Option<(Instant, bool)>,
+    wake: &mut Option<mpsc::Receiver<WakeEvent>>,
+    states: &mut [SourceState<A>],
+    settings: &WorkerSettings,
+    shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> bool {
+    let event = {
+        let waiting = async {
+            match deadline {
+                None => tasks.wait_for_one(shutdown).await,
+                Some((deadline, until_a_job_ends)) => {
+                    tasks.wait_until(deadline, until_a_job_ends, shutdown).await
+                }
+            }
+        };
+        let Some(receiver) = wake.as_mut() else {
+            return waiting.await;
+        };
+        tokio::select! {
+            waited = waiting => return waited,
+            event = receiver.recv() => event,
+        }
+    };
+    let now = Instant::now();
+    match event {
+        Some(WakeEvent::Source(index)) => {
+            if let Some(state) = states.get_mut(index) {
+                debug!(source = %state.name, "woken up: polling the source now");
+                state.next_poll = now;
+            }
+        }
+        Some(WakeEvent::QueueUp) => {
+            for state in states.iter_mut() {
+                state.pacer.set_max_interval(settings.poll_max_interval);
+            }
+        }
+        Some(WakeEvent::QueueDown) | None => {
+            if event.is_none() {
+                *wake = None;
+            }
+            // Back to the pace of a worker without a queue: no job waits for the safety net.
+            let fallback = settings.fallback_poll_max_interval;
+            for state in states.iter_mut() {
+                state.pacer.set_max_interval(fallback);
+                state.next_poll = state.next_poll.min(now + fallback);
+            }
+        }
+    }
+    true
 }

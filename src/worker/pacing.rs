@@ -38,6 +38,7 @@ pub enum PollResult {
 #[derive(Debug)]
 pub struct Pacer {
     idle: Backoff,
+    poll_min_interval: Duration,
     errors: Backoff,
     throttles: Backoff,
     busy_window: Duration,
@@ -54,6 +55,7 @@ impl Pacer {
     pub fn new(settings: &WorkerSettings) -> Self {
         Self {
             idle: Backoff::idle(settings.poll_min_interval, settings.poll_max_interval),
+            poll_min_interval: settings.poll_min_interval,
             errors: Backoff::errors(settings.error_base_interval, settings.error_max_interval),
             throttles: Backoff::throttled(
                 settings.throttle_base_interval,
@@ -66,6 +68,12 @@ impl Pacer {
             last_received: None,
             gather_until: None,
         }
+    }
+
+    /// Changes the longest idle wait (a wake-up queue came up or went down); the idle backoff
+    /// starts again from the minimum.
+    pub fn set_max_interval(&mut self, max: Duration) {
+        self.idle = Backoff::idle(self.poll_min_interval, max.max(self.poll_min_interval));
     }
 
     /// Whether to wait before polling, and until when: `Some` while jobs are in flight and a

@@ -1,7 +1,9 @@
-//! The loop's running jobs: one task per claimed job in a `JoinSet`, the tally of how they
-//! ended, the free-slot arithmetic (including `--max-jobs`), resuming journaled jobs, and the
-//! drain at shutdown.
+//! The loop's running jobs: one task per claimed job in a `JoinSet`, which source each came
+//! from, the tally of how they ended, the free-slot arithmetic (including `--max-jobs`),
+//! resuming journaled jobs (each with the source that handed it out), and the drain at
+//! shutdown.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,33 +18,53 @@ use crate::error::inline_chain;
 use crate::pipeline::{Job, JobApi};
 use crate::worker::job_task::{self, JobEnd, JobHooks};
 use crate::worker::journal::Journal;
-use crate::worker::{JobHandler, WorkerReport, WorkerSettings};
+use crate::worker::{JobHandler, WorkerReport};
 
 /// How long job tasks may take to deliver their failure results once cancelled at shutdown.
 const REPORT_GRACE: Duration = Duration::from_secs(30);
 
+/// A source's job API and the hooks its jobs run with.
+pub(crate) struct TaskSource<A> {
+    pub(crate) api: Arc<A>,
+    pub(crate) hooks: JobHooks,
+    /// The source's index in [`crate::metrics::Metrics`]' per-source series.
+    pub(crate) metric: usize,
+}
+
 pub(crate) struct JobTasks<A, H> {
-    api: Arc<A>,
+    sources: Vec<TaskSource<A>>,
     handler: Arc<H>,
-    hooks: JobHooks,
     cancel: CancellationToken,
     running: JoinSet<JobEnd>,
+    /// Which source each running task's job came from.
+    owners: HashMap<tokio::task::Id, usize>,
+    /// Jobs in flight per source.
+    in_flight: Vec<usize>,
     report: WorkerReport,
 }
 
 impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
-    pub(crate) fn new(api: Arc<A>, handler: Arc<H>, settings: &WorkerSettings) -> Self {
+    pub(crate) fn new(sources: Vec<TaskSource<A>>, handler: Arc<H>) -> Self {
         Self {
-            api,
+            in_flight: vec![0; sources.len()],
+            sources,
             handler,
-            hooks: JobHooks {
-                metrics: settings.metrics.clone(),
-                journal: settings.journal.clone(),
-            },
             cancel: CancellationToken::new(),
             running: JoinSet::new(),
+            owners: HashMap::new(),
             report: WorkerReport::default(),
         }
+    }
+
+    /// Jobs in flight from source `index`.
+    pub(crate) fn in_flight(&self, index: usize) -> usize {
+        self.in_flight.get(index).copied().unwrap_or(0)
+    }
+
+    fn spawn(&mut self, source: usize, task: impl Future<Output = JobEnd> + Send + 'static) {
+        let handle = self.running.spawn(task);
+        self.owners.insert(handle.id(), source);
+        self.in_flight[source] += 1;
     }
 
     pub(crate) fn report(&self) -> &WorkerReport {
@@ -70,32 +92,51 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
             );
         }
         for entry in entries {
-            self.running.spawn(job_task::recover_job(
-                self.api.clone(),
+            // Entries written before sources existed belong to the first (the only) source.
+            let source = match &entry.source {
+                None => Some(0),
+                Some(name) => self
+                    .sources
+                    .iter()
+                    .position(|source| *source.hooks.source == **name),
+            };
+            let Some(source) = source else {
+                warn!(
+                    job_id = %entry.job_id,
+                    source = entry.source.as_deref().unwrap_or_default(),
+                    "a journaled job belongs to a source this worker no longer serves; leaving it \
+                     in the journal for a worker that does (CodePipeline times it out otherwise)"
+                );
+                continue;
+            };
+            let task = job_task::recover_job(
+                self.sources[source].api.clone(),
                 self.handler.clone(),
                 entry,
                 self.cancel.child_token(),
-                self.hooks.clone(),
+                self.sources[source].hooks.clone(),
                 journal.clone(),
-            ));
+            );
+            self.spawn(source, task);
         }
     }
 
-    /// Starts the polled jobs, at most `batch` of them.
-    pub(crate) fn start(&mut self, jobs: Vec<Job>, batch: usize) {
+    /// Starts the jobs polled from source `source`, at most `batch` of them.
+    pub(crate) fn start(&mut self, source: usize, jobs: Vec<Job>, batch: usize) {
         for (index, job) in jobs.into_iter().enumerate() {
             if index >= batch {
                 // Never acknowledged, so CodePipeline hands it to a worker with room.
                 warn!(job_id = %job.id, "PollForJobs returned more jobs than asked for; leaving this one");
                 continue;
             }
-            self.running.spawn(job_task::run_job(
-                self.api.clone(),
+            let task = job_task::run_job(
+                self.sources[source].api.clone(),
                 self.handler.clone(),
                 job,
                 self.cancel.child_token(),
-                self.hooks.clone(),
-            ));
+                self.sources[source].hooks.clone(),
+            );
+            self.spawn(source, task);
         }
     }
 
@@ -114,16 +155,37 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
 
     /// Records the jobs that have ended, without waiting.
     pub(crate) fn reap(&mut self) {
-        while let Some(joined) = self.running.try_join_next() {
-            record(&mut self.report, joined);
+        while let Some(joined) = self.running.try_join_next_with_id() {
+            self.record(joined);
+        }
+    }
+
+    fn record(&mut self, joined: Result<(tokio::task::Id, JobEnd), tokio::task::JoinError>) {
+        let (id, end) = match joined {
+            Ok((id, end)) => (id, Some(end)),
+            Err(join_error) => {
+                error!(%join_error, "a job task ended abnormally");
+                (join_error.id(), None)
+            }
+        };
+        if let Some(source) = self.owners.remove(&id) {
+            self.in_flight[source] -= 1;
+            if end.is_some_and(JobEnd::finished) {
+                let source = &self.sources[source];
+                source.hooks.metrics.source_job_finished(source.metric);
+            }
+        }
+        match end {
+            Some(end) => self.report.record(end),
+            None => self.report.undelivered += 1,
         }
     }
 
     /// Waits for one job to end; false when `shutdown` came first.
     pub(crate) async fn wait_for_one(&mut self, shutdown: &mut Pin<&mut impl Future>) -> bool {
         tokio::select! {
-            Some(joined) = self.running.join_next() => {
-                record(&mut self.report, joined);
+            Some(joined) = self.running.join_next_with_id() => {
+                self.record(joined);
                 true
             }
             _ = shutdown.as_mut() => false,
@@ -144,8 +206,8 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
             tokio::select! {
                 () = &mut sleep => return true,
                 _ = shutdown.as_mut() => return false,
-                Some(joined) = self.running.join_next() => {
-                    record(&mut self.report, joined);
+                Some(joined) = self.running.join_next_with_id() => {
+                    self.record(joined);
                     if until_a_job_ends {
                         return true;
                     }
@@ -184,23 +246,12 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
     }
 
     async fn join_all_within(&mut self, timeout: Duration) -> bool {
-        let (running, report) = (&mut self.running, &mut self.report);
         tokio::time::timeout(timeout, async {
-            while let Some(joined) = running.join_next().await {
-                record(report, joined);
+            while let Some(joined) = self.running.join_next_with_id().await {
+                self.record(joined);
             }
         })
         .await
         .is_ok()
-    }
-}
-
-fn record(report: &mut WorkerReport, joined: Result<JobEnd, tokio::task::JoinError>) {
-    match joined {
-        Ok(end) => report.record(end),
-        Err(join_error) => {
-            error!(%join_error, "a job task ended abnormally");
-            report.undelivered += 1;
-        }
     }
 }

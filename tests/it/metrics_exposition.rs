@@ -8,11 +8,12 @@ use std::time::Duration;
 use crate::support;
 
 use pipeline_publisher::health::{self, HealthState};
-use pipeline_publisher::metrics::{JobApiOperation, Metrics};
+use pipeline_publisher::metrics::{JobApiOperation, Metrics, WakeOutcome};
 use pipeline_publisher::pipeline::FailureType;
 
 /// A worker's counters after a busy stretch: successes, failures of three types, a lost claim,
-/// an undelivered result, uploads, job-API errors and throttling, registry retries. No poll has
+/// an undelivered result, uploads, job-API errors and throttling, registry retries, two
+/// sources (one failing) and wake-up messages. No poll has
 /// succeeded, so the timestamp gauge is 0 rather than the wall clock.
 fn busy_worker_metrics() -> Metrics {
     let metrics = Metrics::new();
@@ -36,6 +37,15 @@ fn busy_worker_metrics() -> Metrics {
     for _ in 0..3 {
         metrics.registry_retry();
     }
+    // Two sources: the worker's own region, and a member account whose role cannot be assumed.
+    let own = metrics.add_source("eu-west-1");
+    let member = metrics.add_source("222233334444/us-east-1");
+    metrics.source_poll_succeeded(own);
+    metrics.source_job_finished(own);
+    metrics.source_poll_failed(member, "no credentials for the job API", true);
+    metrics.wake_message(WakeOutcome::Woke);
+    metrics.wake_message(WakeOutcome::NotCodePipeline);
+    metrics.wake_queue_failed();
     metrics
 }
 

@@ -2575,3 +2575,7 @@ fn worker_fleet_passes_its_trust_to_the_worker_and_outputs_the_role_to_map() {
         &format!("{WORKER_FLEET_TEMPLATE} does not hand the fleet's trust to the worker"),
     );
 }
+// ---------------------------------------------------------------------------------------------
+// Many accounts and regions: member-account.yaml and the fleet's wake-up queue
+
+mod fleet;

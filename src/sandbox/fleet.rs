@@ -1,0 +1,239 @@
+//! One sandbox, many accounts and regions: the member accounts whose roles the fleet's
+//! worker may assume (`assume_role`), the caller a request's credentials stand for, which
+//! jobs that caller may see, and the fault toggles for unhealthy sources.
+//!
+//! The sandbox's own account (`SandboxConfig::account_id`) is the fleet's: its worker
+//! credentials are long-term keys of that account. Every other account is a *member*
+//! account, reached only through `AssumeRole` on the role [`Sandbox::add_member_account`]
+//! registered, with the external id it was registered with. A job belongs to one account
+//! and one region ([`JobSpec::account`], [`JobSpec::region`]); the job API shows it only to
+//! credentials of that account on requests signed for that region.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+use super::Sandbox;
+use super::model::{ActionTypeId, JobSpec};
+use super::sqs::Queue;
+use super::state::{Credential, CredentialScope, State};
+
+/// A role a member account lets the fleet assume.
+#[derive(Clone, Debug)]
+pub(crate) struct MemberRole {
+    /// The member account the role is in.
+    pub(crate) account_id: String,
+    /// The `sts:ExternalId` its trust policy requires, if any.
+    pub(crate) external_id: Option<String>,
+    /// The role's `MaxSessionDuration` (IAM's default: one hour).
+    pub(crate) max_session: Duration,
+    /// Set by [`Sandbox::fail_assume_role`]: AssumeRole answers AccessDenied.
+    pub(crate) denied: bool,
+}
+
+/// What temporary credentials from `AssumeRole` stand for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AssumedSession {
+    /// The account of the assumed role.
+    pub(crate) account_id: String,
+    /// `arn:aws:iam::ACCOUNT:role/NAME`.
+    pub(crate) role_arn: String,
+    /// `RoleSessionName` from the request.
+    pub(crate) session_name: String,
+    /// When the credentials stop working (wall clock, as `Expiration` says).
+    pub(crate) expires_at: SystemTime,
+}
+
+impl AssumedSession {
+    /// `arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION`, as GetCallerIdentity names it.
+    pub(crate) fn arn(&self) -> String {
+        let role_name = self.role_arn.rsplit('/').next().unwrap_or_default();
+        format!(
+            "arn:aws:sts::{}:assumed-role/{role_name}/{}",
+            self.account_id, self.session_name
+        )
+    }
+}
+
+/// A fault [`Sandbox::fail_sqs`] makes SQS answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqsFault {
+    /// HTTP 503 `ServiceUnavailable`, as during an outage.
+    Unavailable,
+    /// HTTP 403 `AccessDenied`, as when the queue policy or the role denies the call.
+    AccessDenied,
+}
+
+/// The fleet's part of the sandbox state (one field of `State`).
+#[derive(Default)]
+pub(crate) struct FleetState {
+    /// Registered roles by ARN.
+    pub(crate) roles: HashMap<String, MemberRole>,
+    /// (account, region, action type) that do not exist, though they would by default.
+    pub(crate) missing_action_types: HashSet<(String, String, ActionTypeId)>,
+    /// SQS queues by (account, name).
+    pub(crate) queues: BTreeMap<(String, String), Queue>,
+    /// Woken whenever a message is sent to any queue (and on shutdown), for long polls.
+    pub(crate) queue_activity: Arc<Notify>,
+    /// Set on shutdown: long polls answer at once.
+    pub(crate) closing: bool,
+    /// The fault SQS answers with, and for how many more calls (`None`: until cleared).
+    pub(crate) sqs_fault: Option<(SqsFault, Option<u32>)>,
+    /// ReceiveMessage calls waiting for a message right now.
+    pub(crate) receivers_waiting: usize,
+}
+
+/// Who signed a job-API request: the account of its credentials and the region it was
+/// signed for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Caller {
+    pub(crate) account_id: String,
+    pub(crate) region: String,
+}
+
+impl Caller {
+    /// True when `spec` is a job this caller's account and region can see.
+    pub(crate) fn sees(&self, spec: &JobSpec, sandbox: &Sandbox) -> bool {
+        job_account(spec, sandbox) == self.account_id && job_region(spec, sandbox) == self.region
+    }
+}
+
+/// The account a job belongs to (the sandbox's own unless the spec names one).
+pub(crate) fn job_account<'a>(spec: &'a JobSpec, sandbox: &'a Sandbox) -> &'a str {
+    spec.account
+        .as_deref()
+        .unwrap_or(&sandbox.inner.config.account_id)
+}
+
+/// The region a job belongs to (the sandbox's own unless the spec names one).
+pub(crate) fn job_region<'a>(spec: &'a JobSpec, sandbox: &'a Sandbox) -> &'a str {
+    spec.region
+        .as_deref()
+        .unwrap_or(&sandbox.inner.config.region)
+}
+
+/// The account `credential` acts in; `None` for an assumed session that has expired.
+pub(crate) fn credential_account(
+    sandbox: &Sandbox,
+    credential: &Credential,
+    now: SystemTime,
+) -> Result<String, Expired> {
+    match &credential.scope {
+        CredentialScope::Assumed(session) if session.expires_at <= now => Err(Expired),
+        CredentialScope::Assumed(session) => Ok(session.account_id.clone()),
+        _ => Ok(sandbox.inner.config.account_id.clone()),
+    }
+}
+
+/// Temporary credentials past their `Expiration`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expired;
+
+impl State {
+    /// True when the action type exists in that account and region.
+    pub(crate) fn action_type_exists(
+        &self,
+        account_id: &str,
+        region: &str,
+        action_type: &ActionTypeId,
+    ) -> bool {
+        self.action_types.contains(action_type)
+            && !self.fleet.missing_action_types.contains(&(
+                account_id.to_owned(),
+                region.to_owned(),
+                action_type.clone(),
+            ))
+    }
+}
+
+impl Sandbox {
+    /// Registers a member account and the role in it that trusts the fleet's worker
+    /// credentials ([`Sandbox::worker_credentials`]), requiring `external_id` when given;
+    /// returns the role's ARN, `arn:aws:iam::ACCOUNT:role/ROLE_NAME`. Credentials from
+    /// `AssumeRole` on it see that account's jobs, and only those.
+    pub fn add_member_account(
+        &self,
+        account_id: &str,
+        role_name: &str,
+        external_id: Option<&str>,
+    ) -> String {
+        let role_arn = format!("arn:aws:iam::{account_id}:role/{role_name}");
+        self.inner.state().fleet.roles.insert(
+            role_arn.clone(),
+            MemberRole {
+                account_id: account_id.to_owned(),
+                external_id: external_id.map(str::to_owned),
+                max_session: Duration::from_secs(3600),
+                denied: false,
+            },
+        );
+        role_arn
+    }
+
+    /// While `fail` is set, `AssumeRole` on `role_arn` answers 403 AccessDenied (as when the
+    /// member account removed the role or changed its trust policy).
+    pub fn fail_assume_role(&self, role_arn: &str, fail: bool) {
+        if let Some(role) = self.inner.state().fleet.roles.get_mut(role_arn) {
+            role.denied = fail;
+        }
+    }
+
+    /// While `missing` is set, polling `action_type` in that account and region answers
+    /// ActionTypeNotFoundException (as when the member account never created it).
+    pub fn set_action_type_missing(
+        &self,
+        account_id: &str,
+        region: &str,
+        action_type: &ActionTypeId,
+        missing: bool,
+    ) {
+        let key = (
+            account_id.to_owned(),
+            region.to_owned(),
+            action_type.clone(),
+        );
+        let mut state = self.inner.state();
+        if missing {
+            state.fleet.missing_action_types.insert(key);
+        } else {
+            state.fleet.missing_action_types.remove(&key);
+        }
+    }
+
+    /// The regions requests may be signed for: `config.region`, then `config.extra_regions`.
+    pub fn regions(&self) -> Vec<String> {
+        let config = &self.inner.config;
+        std::iter::once(config.region.clone())
+            .chain(config.extra_regions.iter().cloned())
+            .collect()
+    }
+
+    /// True when requests signed for `region` are served.
+    pub(crate) fn serves_region(&self, region: &str) -> bool {
+        let config = &self.inner.config;
+        config.region == region || config.extra_regions.iter().any(|extra| extra == region)
+    }
+
+    /// Makes every SQS call answer `fault`: for the next `calls` calls, or with `None` until
+    /// [`Sandbox::clear_sqs_fault`].
+    pub fn fail_sqs(&self, fault: SqsFault, calls: Option<u32>) {
+        self.inner.state().fleet.sqs_fault = Some((fault, calls));
+    }
+
+    /// SQS answers normally again.
+    pub fn clear_sqs_fault(&self) {
+        self.inner.state().fleet.sqs_fault = None;
+    }
+
+    /// Ends every long poll in flight (they answer with what they have), for shutdown.
+    pub(crate) fn end_long_polls(&self) {
+        let activity = {
+            let mut state = self.inner.state();
+            state.fleet.closing = true;
+            Arc::clone(&state.fleet.queue_activity)
+        };
+        activity.notify_waiters();
+    }
+}
