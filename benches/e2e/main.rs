@@ -1,7 +1,7 @@
 //! End-to-end benchmarks of issue 7, each scenario beside its baseline in the same run:
 //!
 //! ```text
-//! cargo bench --bench e2e                 # all six scenarios (about 6 minutes)
+//! cargo bench --bench e2e                 # all eight scenarios (about 12 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
 //! ```
@@ -21,6 +21,7 @@ mod proxies;
 mod report;
 mod small_files;
 mod support;
+mod wake;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -40,10 +41,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=6).contains(number))
+        .filter(|number| (1..=8).contains(number))
         .collect();
     if selected.is_empty() {
-        selected = (1..=6).collect();
+        selected = (1..=8).collect();
     }
 
     let root = scratch_root();
@@ -100,7 +101,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5] {
+        for scenario in [4, 2, 1, 3, 5, 7, 8] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -111,6 +112,8 @@ fn main() {
                 3 => large::scenario_3(&bench, &mut report).await,
                 4 => polling::scenario_4(&bench, &mut report).await,
                 5 => fleet::scenario_5(&bench, &mut report).await,
+                7 => wake::scenario_7(&bench, &mut report).await,
+                8 => wake::scenario_8(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(
