@@ -1,7 +1,7 @@
 //! End-to-end benchmarks of issue 7, each scenario beside its baseline in the same run:
 //!
 //! ```text
-//! cargo bench --bench e2e                 # all six scenarios (about 6 minutes)
+//! cargo bench --bench e2e                 # every scenario (about 15 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
 //! cargo bench --bench e2e -- 8            # multipart vs single PUT (issue 13)
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
@@ -25,6 +25,7 @@ mod proxies;
 mod report;
 mod small_files;
 mod support;
+mod wake;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,10 +45,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=8).contains(number))
+        .filter(|number| (1..=10).contains(number))
         .collect();
     if selected.is_empty() {
-        selected = (1..=8).collect();
+        selected = (1..=10).collect();
     }
 
     let root = scratch_root();
@@ -104,7 +105,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5, 7, 8] {
+        for scenario in [4, 2, 1, 3, 5, 7, 8, 9, 10] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -117,6 +118,8 @@ fn main() {
                 5 => fleet::scenario_5(&bench, &mut report).await,
                 7 => cloud_download::scenario_7(&bench, &mut report).await,
                 8 => multipart::scenario_8(&bench, &mut report).await,
+                9 => wake::scenario_7(&bench, &mut report).await,
+                10 => wake::scenario_8(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(

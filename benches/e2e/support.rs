@@ -212,6 +212,8 @@ pub fn spawn_process(
         .env("AWS_ACCESS_KEY_ID", access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", secret_access_key)
         .env("AWS_ENDPOINT_URL_CODEPIPELINE", endpoints.job_api)
+        // STS (AssumeRole) and SQS (the wake-up queue) of scenarios 7 and 8.
+        .env("AWS_ENDPOINT_URL", endpoints.job_api)
         .env("AWS_ENDPOINT_URL_S3", endpoints.s3)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
