@@ -4,8 +4,8 @@
 
 mod multipart;
 mod oneshot;
-mod trust;
 pub mod sources;
+mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -164,6 +164,7 @@ pub struct WorkerArgs {
     pub download_part_size: u64,
     #[command(flatten)]
     pub multipart: MultipartArgs,
+    #[command(flatten)]
     pub sources: sources::SourcesArgs,
     /// SQS queue URL receiving CodePipeline's "Action Execution State Change" events: a queued
     /// job is picked up at once, and idle polling slows to --poll-max-interval.

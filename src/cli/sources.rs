@@ -486,7 +486,12 @@ mod tests {
             "region=us-east-1,role={ROLE},external-id=fleet-7f3a,versions=1+2"
         ))
         .unwrap();
-        let sources = resolve(&[spec, SourceSpec::default()], Some("eu-west-1"), &["1".to_owned()]).unwrap();
+        let sources = resolve(
+            &[spec, SourceSpec::default()],
+            Some("eu-west-1"),
+            &["1".to_owned()],
+        )
+        .unwrap();
         assert_eq!(sources[0].name, "222233334444/us-east-1");
         assert_eq!(sources[0].account.as_deref(), Some("222233334444"));
         assert_eq!(sources[0].versions, ["1", "2"]);

@@ -18,7 +18,7 @@ use super::multipart::MultipartState;
 use super::store::lock;
 
 /// Headers whose values are credentials and are recorded as `****`.
-const SECRET_HEADERS: [&str; 5] = [
+const SECRET_HEADERS: [&str; 6] = [
     "authorization",
     "x-amz-security-token",
     "cookie",
@@ -63,18 +63,17 @@ pub(super) async fn front_door(
     // The AWS token exchange carries a SigV4 `Authorization` that is STS's to check.
     // The AWS token exchange carries a SigV4 `Authorization` that is STS's to check; multipart
     // calls after `create` carry the upload's own token, which their handlers check.
-    let caller = if path == super::aws_token::AWS_TOKEN_PATH
-        || MultipartState::uses_upload_token(&path)
-    {
-        Ok(Caller::Anonymous)
-    } else {
-        resolve_caller(
-            request.headers(),
-            &shared.users,
-            &shared.tokens,
-            shared.clock.now(),
-        )
-    };
+    let caller =
+        if path == super::aws_token::AWS_TOKEN_PATH || MultipartState::uses_upload_token(&path) {
+            Ok(Caller::Anonymous)
+        } else {
+            resolve_caller(
+                request.headers(),
+                &shared.users,
+                &shared.tokens,
+                shared.clock.now(),
+            )
+        };
     let (auth, response) = if shared.unavailable.load(Ordering::Relaxed) {
         let auth = caller
             .map(|caller| caller.request_auth())

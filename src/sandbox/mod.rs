@@ -48,8 +48,8 @@ mod list_action_types;
 mod model;
 mod objects;
 mod s3;
-mod secrets;
 mod s3_range;
+mod secrets;
 mod sigv4;
 mod ssm;
 mod state;
@@ -95,11 +95,11 @@ pub use action_types::{
     ActionTypeDefinition, ActionTypeDefinitionError, ActionTypeSettings, ConfigurationProperty,
 };
 pub use console::PIPELINES_PATH;
+pub use events::ACTION_EXECUTION_STATE_CHANGE;
+pub use fleet::SqsFault;
 pub use identity::{
     WORKER_PARAMETER_PREFIX, WORKER_ROLE_NAME, WORKER_SECRET_PREFIX, WORKER_SESSION_NAME,
 };
-pub use events::ACTION_EXECUTION_STATE_CHANGE;
-pub use fleet::SqsFault;
 pub use model::{
     ActionTypeId, ArtifactSpec, CallOutcome, CredentialsSpec, JobRecord, JobResult, JobSpec,
     JobStatus, RecordedCall, StoredObject,
@@ -358,7 +358,7 @@ async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Resp
         secrets::handle(State(sandbox), request).await
     } else if ssm::is_ssm_request(&request) {
         ssm::handle(State(sandbox), request).await
-    if sqs::is_sqs_request(&request) {
+    } else if sqs::is_sqs_request(&request) {
         sqs::handle(State(sandbox), request).await
     } else if job_api::is_job_api_request(&request) {
         job_api::handle(State(sandbox), request).await

@@ -363,10 +363,7 @@ fn take_fault(sandbox: &Sandbox, operation: &str) -> Result<(), SqsError> {
             "Service is unavailable. Please try again later.",
         ),
         SqsFault::AccessDenied => SqsError::access_denied(
-            &format!(
-                "arn:aws:iam::{}:user/pipeline-publisher-worker",
-                config.account_id
-            ),
+            &sandbox.worker_caller_arn(),
             operation,
             &format!("arn:aws:sqs:{}:{}:*", config.region, config.account_id),
         ),

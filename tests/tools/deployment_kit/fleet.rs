@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::{
-    ACTION_DEFINITION, JOB_ACTIONS, UserData, WORKER_ENV_FILE, WORKER_FLEET_TEMPLATE,
-    action_definition, as_list, assert_cfn_lint_clean, assert_no_problems, camel_case_keys,
-    declared_properties, json_differences, policy_statements, property_drift, resources_of_type,
-    single_resource, template, worker_environment_variables,
+    ACTION_DEFINITION, ACTION_PROPERTIES, JOB_ACTIONS, UserData, WORKER_ENV_FILE,
+    WORKER_FLEET_TEMPLATE, action_definition, as_list, assert_cfn_lint_clean, assert_no_problems,
+    camel_case_keys, declared_properties, json_differences, policy_statements, property_drift,
+    resources_of_type, single_resource, template, worker_environment_variables,
 };
 
 const MEMBER_ACCOUNT_TEMPLATE: &str = "cloudformation/member-account.yaml";
@@ -86,6 +86,7 @@ fn member_account_template_declares_the_same_action_type() {
     let mut problems = property_drift(
         MEMBER_ACCOUNT_TEMPLATE,
         &declared_properties(&from_template),
+        ACTION_PROPERTIES,
     );
     json_differences("", &from_template, &action_definition(), &mut problems);
     if resource["DeletionPolicy"] != "Retain" || resource["UpdateReplacePolicy"] != "Retain" {
