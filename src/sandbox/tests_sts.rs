@@ -137,6 +137,15 @@ async fn a_hand_signed_get_verifies_and_a_tampered_one_does_not() {
         body.contains("<Code>SignatureDoesNotMatch</Code>"),
         "{body}"
     );
+    // ... even with the Host it was signed for.
+    let mut with_host = elsewhere.clone();
+    with_host.push(("host".to_owned(), "sts.eu-west-1.amazonaws.com".to_owned()));
+    let (status, body) = send_get(endpoint, &with_host).await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{body}"
+    );
 }
 
 #[tokio::test]

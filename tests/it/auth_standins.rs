@@ -313,21 +313,19 @@ async fn expired_wrongly_signed_misaddressed_or_unmapped_oidc_tokens_are_refused
     // A provider mapping only another role: the worker's token matches nothing.
     registry
         .registry
-        .add_oidc_provider(pipeline_publisher::mock_registry::OidcProvider {
-            name: "strict".to_owned(),
-            issuer_url: sandbox.sandbox.oidc_issuer_url(),
-            audience: None,
-            provider_type: "Generic OpenID Connect".to_owned(),
-            description: None,
-        });
+        .add_oidc_provider(pipeline_publisher::mock_registry::OidcProvider::new(
+            "strict",
+            &sandbox.sandbox.oidc_issuer_url(),
+            None,
+        ));
     registry.registry.add_identity_mapping(
         "strict",
-        serde_json::from_value(json!({
-            "name": "other-role",
-            "claims": { "sub": "arn:aws:iam::111122223333:role/other" },
-            "token_spec": { "username": "demo" },
-        }))
-        .unwrap(),
+        pipeline_publisher::mock_registry::IdentityMapping::for_subject(
+            "other-role",
+            "arn:aws:iam::111122223333:role/other",
+            "demo",
+            60,
+        ),
     );
     let fresh = web_identity_token(&sandbox, &registry.base_url, 3600).await;
     let response = reqwest::Client::new()
