@@ -67,11 +67,6 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
             size >> 20,
             S3_CONNECTION_RATE / 1_000_000
         );
-        let stage = Stage::start(SandboxConfig {
-            s3_connection_rate: Some(S3_CONNECTION_RATE),
-            ..SandboxConfig::default()
-        })
-        .await;
         let dir = bench.dir(&format!("s7-{label}"));
         let zip_path = dir.join("build-output.zip");
         let path = zip_path.clone();
@@ -85,11 +80,17 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
             .await
             .expect("hash task");
         let key = format!("nestbox-firmware/BuildOutput/s7-{label}");
-        stage.put_object_from_file(&key, &zip_path).await;
-        std::fs::remove_file(&zip_path).expect("remove generated zip");
 
         let mut runs = Vec::new();
         for concurrency in [1u64, DEFAULT_CONCURRENCY] {
+            // A fresh registry for each run: a second publish of the same image would be a
+            // checksum deploy, which sends no bytes.
+            let stage = Stage::start(SandboxConfig {
+                s3_connection_rate: Some(S3_CONNECTION_RATE),
+                ..SandboxConfig::default()
+            })
+            .await;
+            stage.put_object_from_file(&key, &zip_path).await;
             let target = format!("c{concurrency}/{label}");
             let job_id = stage
                 .sandbox
@@ -138,6 +139,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
                 wchar,
             });
         }
+        std::fs::remove_file(&zip_path).expect("remove generated zip");
         let (single, ranged) = (&runs[0], &runs[1]);
         let speedup = secs(single.elapsed) / secs(ranged.elapsed);
         let download_floor =

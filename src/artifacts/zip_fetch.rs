@@ -95,13 +95,22 @@ impl ArtifactStore {
             .filter(|directory| directory.usable(limits));
         if let Some(directory) = directory {
             let candidates = directory.candidates();
+            let header_span = |candidate: &Candidate| {
+                let first = candidate.header_start;
+                (first, (first + LOCAL_HEADER_READ).min(total) - 1)
+            };
+            // The local headers, all at once: they fix where each entry's data starts.
+            download
+                .fetch_spans(
+                    candidates.iter().map(header_span).collect(),
+                    total,
+                    etag,
+                    concurrency,
+                )
+                .await?;
             let mut located = Vec::new();
             for candidate in candidates {
-                let first = candidate.header_start;
-                let last = (first + LOCAL_HEADER_READ).min(total) - 1;
-                download
-                    .fetch_spans(vec![(first, last)], total, etag, 1)
-                    .await?;
+                let (first, last) = header_span(&candidate);
                 if let Some(data_start) = local_data_start(archive, first, last)? {
                     located.push((candidate, data_start));
                 }
