@@ -83,6 +83,8 @@ pub(crate) struct FleetState {
     pub(crate) sqs_fault: Option<(SqsFault, Option<u32>)>,
     /// ReceiveMessage calls waiting for a message right now.
     pub(crate) receivers_waiting: usize,
+    /// Woken whenever PollForJobs hands out a job.
+    pub(crate) job_dispatched: Arc<Notify>,
 }
 
 /// Who signed a job-API request: the account of its credentials and the region it was
@@ -225,6 +227,29 @@ impl Sandbox {
     /// SQS answers normally again.
     pub fn clear_sqs_fault(&self) {
         self.inner.state().fleet.sqs_fault = None;
+    }
+
+    /// Waits until PollForJobs has handed out job `job_id` (it is no longer queued), or
+    /// `timeout` passes (then false): the moment a worker picked the job up.
+    pub async fn wait_until_dispatched(&self, job_id: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let dispatched = Arc::clone(&self.inner.state().fleet.job_dispatched);
+        loop {
+            let notified = dispatched.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let picked_up = self
+                .inner
+                .state()
+                .job(job_id)
+                .is_some_and(|job| job.status != super::JobStatus::Queued);
+            if picked_up {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Ends every long poll in flight (they answer with what they have), for shutdown.

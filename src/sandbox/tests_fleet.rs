@@ -565,3 +565,28 @@ async fn a_member_accounts_action_type_can_be_missing() {
     assert_eq!(code(&error), "AccessDenied");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn wait_until_dispatched_returns_when_a_poll_hands_the_job_out() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sandbox = running.sandbox.clone();
+    let job_id = sandbox.queue_job(JobSpec::new("p"));
+    assert!(
+        !sandbox
+            .wait_until_dispatched(&job_id, Duration::from_millis(20))
+            .await
+    );
+    let client = CodePipeline::new(&worker_config(&running, "eu-west-1").await);
+    let waiter = tokio::spawn({
+        let sandbox = sandbox.clone();
+        let job_id = job_id.clone();
+        async move {
+            sandbox
+                .wait_until_dispatched(&job_id, Duration::from_secs(10))
+                .await
+        }
+    });
+    assert_eq!(poll(&client, 1).await[0].0, job_id);
+    assert!(waiter.await.unwrap());
+    running.shutdown().await;
+}
