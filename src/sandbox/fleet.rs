@@ -85,6 +85,32 @@ pub(crate) struct FleetState {
     pub(crate) receivers_waiting: usize,
     /// Woken whenever PollForJobs hands out a job.
     pub(crate) job_dispatched: Arc<Notify>,
+    /// Job-API rate limits by account (CodePipeline throttles per account and region).
+    pub(crate) rate_limits: HashMap<String, TokenBucket>,
+}
+
+/// A token bucket: `rate` calls per second on average, bursts of up to `burst`.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    /// Takes one token; false (the call is throttled) when none is left.
+    pub(crate) fn take(&mut self, now: tokio::time::Instant) -> bool {
+        let elapsed = now.duration_since(self.refilled_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Who signed a job-API request: the account of its credentials and the region it was
@@ -227,6 +253,27 @@ impl Sandbox {
     /// SQS answers normally again.
     pub fn clear_sqs_fault(&self) {
         self.inner.state().fleet.sqs_fault = None;
+    }
+
+    /// Limits the job API for credentials of `account_id` to `requests_per_second` on average
+    /// with bursts of `burst` (at least 1); calls beyond it answer 400 ThrottlingException
+    /// "Rate exceeded". A rate of 0 or less removes the limit.
+    pub fn limit_job_api_rate(&self, account_id: &str, requests_per_second: f64, burst: u32) {
+        let mut state = self.inner.state();
+        if requests_per_second <= 0.0 {
+            state.fleet.rate_limits.remove(account_id);
+            return;
+        }
+        let burst = f64::from(burst.max(1));
+        state.fleet.rate_limits.insert(
+            account_id.to_owned(),
+            TokenBucket {
+                rate: requests_per_second,
+                burst,
+                tokens: burst,
+                refilled_at: tokio::time::Instant::now(),
+            },
+        );
     }
 
     /// Waits until PollForJobs has handed out job `job_id` (it is no longer queued), or
