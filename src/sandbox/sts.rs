@@ -193,13 +193,8 @@ fn get_web_identity_token<'a>(
     parameter: &dyn Fn(&str) -> Option<&'a str>,
 ) -> Result<String, StsError> {
     let account = &sandbox.inner.config.account_id;
-<<<<<<< ours
-    // Web identity tokens name the fleet's own role; job and member-account credentials get none.
-    if matches!(scope, CredentialScope::Job(_) | CredentialScope::Assumed(_)) {
-=======
     // Only the worker's own role has `sts:GetWebIdentityToken` (and is the token's `sub`).
     if !matches!(scope, CredentialScope::Worker) {
->>>>>>> theirs
         return Err(StsError::new(
             StatusCode::FORBIDDEN,
             "AccessDenied",
