@@ -7,19 +7,27 @@ use std::collections::BTreeSet;
 use serde_json::{Value, json};
 
 use super::{
-    ACTION_DEFINITION, ACTION_PROPERTIES, JOB_ACTIONS, UserData, WORKER_ENV_FILE,
-    WORKER_FLEET_TEMPLATE, action_definition, as_list, assert_cfn_lint_clean, assert_no_problems,
-    camel_case_keys, declared_properties, json_differences, policy_statements, property_drift,
-    resources_of_type, single_resource, template, worker_environment_variables,
+    ACTION_DEFINITION, ACTION_DEFINITIONS, JOB_ACTIONS, UserData, WORKER_ENV_FILE,
+    WORKER_FLEET_TEMPLATE, action_definition_at, as_list, assert_cfn_lint_clean,
+    assert_no_problems, camel_case_keys, declared_properties, json_differences, policy_statements,
+    property_drift, resources_of_type, single_resource, template, worker_environment_variables,
 };
 
 const MEMBER_ACCOUNT_TEMPLATE: &str = "cloudformation/member-account.yaml";
 
-/// The PollForJobs resource of the member role: the action type in any region of the account.
-fn member_action_type_arn() -> Value {
-    json!({
-        "Fn::Sub": "arn:${AWS::Partition}:codepipeline:*:${AWS::AccountId}:actiontype:Custom/Deploy/Artifactory/1"
-    })
+/// The PollForJobs resources of the member role: each served version of the action type, in
+/// any region of the account.
+fn member_action_type_arns() -> Vec<Value> {
+    ACTION_DEFINITIONS
+        .iter()
+        .map(|(version, _, _)| {
+            json!({
+                "Fn::Sub": format!(
+                    "arn:${{AWS::Partition}}:codepipeline:*:${{AWS::AccountId}}:actiontype:Custom/Deploy/Artifactory/{version}"
+                )
+            })
+        })
+        .collect()
 }
 
 fn actions_of(statement: &Value) -> Vec<String> {
@@ -53,7 +61,7 @@ fn general_problems(at: &str, statement: &Value, problems: &mut Vec<String>) {
 }
 
 /// The `EventPattern` of a rule that forwards the action's STARTED events.
-fn started_pattern(provider: Value, version: Value) -> Value {
+fn started_pattern(provider: Value, versions: Vec<Value>) -> Value {
     json!({
         "source": ["aws.codepipeline"],
         "detail-type": ["CodePipeline Action Execution State Change"],
@@ -63,7 +71,7 @@ fn started_pattern(provider: Value, version: Value) -> Value {
                 "owner": ["Custom"],
                 "category": ["Deploy"],
                 "provider": [provider],
-                "version": [version],
+                "version": versions,
             },
         },
     })
@@ -77,24 +85,44 @@ fn member_account_template_passes_cfn_lint() {
 #[test]
 fn member_account_template_declares_the_same_action_type() {
     let member = template(MEMBER_ACCOUNT_TEMPLATE);
-    let (_, resource) = single_resource(
-        &member,
-        "AWS::CodePipeline::CustomActionType",
-        MEMBER_ACCOUNT_TEMPLATE,
-    );
-    let from_template = camel_case_keys(&resource["Properties"]);
-    let mut problems = property_drift(
-        MEMBER_ACCOUNT_TEMPLATE,
-        &declared_properties(&from_template),
-        ACTION_PROPERTIES,
-    );
-    json_differences("", &from_template, &action_definition(), &mut problems);
-    if resource["DeletionPolicy"] != "Retain" || resource["UpdateReplacePolicy"] != "Retain" {
-        problems.push(
-            "the action type must be retained on delete and on replacement: its version cannot \
-             be created again"
-                .to_owned(),
+    let declared = resources_of_type(&member, "AWS::CodePipeline::CustomActionType");
+    let mut problems = Vec::new();
+    if declared.len() != ACTION_DEFINITIONS.len() {
+        problems.push(format!(
+            "{MEMBER_ACCOUNT_TEMPLATE} declares {} action types; it must declare each served \
+             version ({}) once",
+            declared.len(),
+            ACTION_DEFINITIONS.len()
+        ));
+    }
+    for (version, file, properties) in ACTION_DEFINITIONS {
+        let Some((_, resource)) = declared
+            .iter()
+            .find(|(_, resource)| resource["Properties"]["Version"] == version)
+        else {
+            problems.push(format!(
+                "{MEMBER_ACCOUNT_TEMPLATE} does not declare version {version} of the action type"
+            ));
+            continue;
+        };
+        let from_template = camel_case_keys(&resource["Properties"]);
+        problems.extend(property_drift(
+            MEMBER_ACCOUNT_TEMPLATE,
+            &declared_properties(&from_template),
+            properties,
+        ));
+        json_differences(
+            "",
+            &from_template,
+            &action_definition_at(file),
+            &mut problems,
         );
+        if resource["DeletionPolicy"] != "Retain" || resource["UpdateReplacePolicy"] != "Retain" {
+            problems.push(format!(
+                "version {version} of the action type must be retained on delete and on \
+                 replacement: its version cannot be created again"
+            ));
+        }
     }
     assert_no_problems(
         &problems,
@@ -150,10 +178,10 @@ fn member_account_roles_are_least_privilege() {
                 for action in &actions {
                     granted.insert(action.clone());
                     if action == "codepipeline:PollForJobs" {
-                        if resources != [member_action_type_arn()] {
+                        if resources != member_action_type_arns() {
                             problems.push(format!(
-                                "{origin} grants PollForJobs on {resources:?}; scope it to {}",
-                                member_action_type_arn()
+                                "{origin} grants PollForJobs on {resources:?}; scope it to {:?}",
+                                member_action_type_arns()
                             ));
                         }
                     } else if !JOB_ACTIONS.contains(&action.as_str()) {
@@ -211,7 +239,7 @@ fn member_account_roles_are_least_privilege() {
 
     // The rule forwards exactly the action's STARTED events to the central bus.
     let (rule_name, rule) = single_resource(&member, "AWS::Events::Rule", MEMBER_ACCOUNT_TEMPLATE);
-    let pattern = started_pattern(json!("Artifactory"), json!("1"));
+    let pattern = started_pattern(json!("Artifactory"), vec![json!("1"), json!("2")]);
     if rule["Properties"]["EventPattern"] != pattern {
         problems.push(format!(
             "{rule_name} should match {pattern}, it matches {}",
@@ -332,7 +360,10 @@ fn fleet_wake_up_and_member_roles_are_least_privilege() {
     // The rules put the action's STARTED events on the queue.
     let pattern = started_pattern(
         json!({"Ref": "ActionProvider"}),
-        json!({"Ref": "ActionVersion"}),
+        vec![
+            json!({"Ref": "ActionVersion"}),
+            json!({"Ref": "ActionVersionV2"}),
+        ],
     );
     let on_buses: BTreeSet<String> = rules
         .iter()
