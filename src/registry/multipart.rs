@@ -21,7 +21,8 @@
 //!    artifact; the caller checks that answer as it checks a normal deploy's.
 //!
 //! Any failure after `create` and before `FINISHED` calls `POST abort` (204, best effort), so
-//! the registry drops the parts; no repository path holds anything until step 5.
+//! the registry drops the parts; so does a deploy dropped midway (a cancelled job). No
+//! repository path holds anything until step 5.
 //!
 //! The bytes come from a [`FileRange`] (a path, an offset, a length), so a file that is a byte
 //! range of a larger file on disk (a stored zip entry) is sent without being copied out first.
@@ -135,6 +136,32 @@ struct PartFailure {
     error: RegistryError,
 }
 
+/// Aborts an upload whose deploy was dropped before it ended (the job was cancelled), from a
+/// task of its own, since `Drop` cannot wait.
+struct AbortOnDrop {
+    client: RegistryClient,
+    upload_token: SecretString,
+    path: String,
+    armed: bool,
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (client, upload_token, path) = (
+            self.client.clone(),
+            self.upload_token.clone(),
+            std::mem::take(&mut self.path),
+        );
+        runtime.spawn(async move { client.multipart_abort(&upload_token, &path).await });
+    }
+}
+
 /// A part URL as messages show it: without its query, which is the signature.
 fn without_query(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or_default().to_owned()
@@ -193,6 +220,14 @@ impl RegistryClient {
         else {
             return Ok(None);
         };
+        // A job cancelled mid-upload (drain timeout, shutdown) still tells the registry to drop
+        // the parts.
+        let mut guard = AbortOnDrop {
+            client: self.clone(),
+            upload_token: upload_token.clone(),
+            path: target.path.to_owned(),
+            armed: true,
+        };
         let parts = source.length.div_ceil(announced_part_size).max(1);
         info!(
             path = target.path,
@@ -223,10 +258,11 @@ impl RegistryClient {
             self.multipart_complete(&upload_token, target).await
         }
         .await;
+        guard.armed = false;
         let checksum_token = match sent {
             Ok(checksum_token) => checksum_token,
             Err(error) => {
-                self.multipart_abort(&upload_token, target).await;
+                self.multipart_abort(&upload_token, target.path).await;
                 return Err(error);
             }
         };
@@ -580,7 +616,7 @@ impl RegistryClient {
     }
 
     /// `POST abort`, best effort: the failure that led here is what the caller reports.
-    async fn multipart_abort(&self, upload_token: &SecretString, target: MultipartTarget<'_>) {
+    async fn multipart_abort(&self, upload_token: &SecretString, path: &str) {
         let url = self.url("artifactory/api/v1/uploads/abort");
         let outcome = self
             .send_with_retries("multipart abort", &url, || async {
@@ -593,14 +629,14 @@ impl RegistryClient {
             .await;
         match outcome {
             Ok(response) if response.status().is_success() => {
-                info!(path = target.path, "aborted the multipart upload");
+                info!(path, "aborted the multipart upload");
             }
             Ok(response) => {
                 let error = RegistryError::from_response("multipart abort", response).await;
-                warn!(path = target.path, error = %inline_chain(&error), "could not abort the multipart upload");
+                warn!(path, error = %inline_chain(&error), "could not abort the multipart upload");
             }
             Err(error) => {
-                warn!(path = target.path, error = %inline_chain(&error), "could not abort the multipart upload");
+                warn!(path, error = %inline_chain(&error), "could not abort the multipart upload");
             }
         }
     }

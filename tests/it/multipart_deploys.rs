@@ -552,3 +552,49 @@ async fn a_capped_registry_link_paces_each_connection() {
     // 1 MiB at 4 MiB/s: a quarter of a second at least, whatever the machine.
     assert!(elapsed >= Duration::from_millis(240), "{elapsed:?}");
 }
+
+#[tokio::test]
+async fn a_deploy_cancelled_midway_still_aborts_its_upload() {
+    let registry = MockRegistry::start(MockRegistryConfig {
+        multipart: MultipartMode::Supported,
+        link: pipeline_publisher::netem::Link::symmetric(Some(2.0 * MIB as f64), None),
+        ..MockRegistryConfig::default()
+    })
+    .await
+    .unwrap();
+    let (client, token) = client_and_token(&registry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let size = 6 * MIB;
+    let (file, _, checksums) = write_file(dir.path(), "fw.img", size);
+    // 3 parts of 1 MiB at a time at 2 MiB/s each: cancelled once the first part URL was handed
+    // out, while the parts are on their way.
+    let mut running = Box::pin(deploy(&client, &token, "fw.img", &file, size, &checksums));
+    let upload_created = async {
+        while calls(&registry.registry.requests(), "urlPart").is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        outcome = &mut running => panic!("the deploy ended before it was cancelled: {outcome:?}"),
+        created = tokio::time::timeout(Duration::from_secs(20), upload_created) => {
+            created.expect("an upload was created within 20 s");
+        }
+    }
+    drop(running);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while registry.registry.aborted_multipart_uploads().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no abort within 10 s: {:?}",
+            registry
+                .registry
+                .requests()
+                .iter()
+                .map(|request| format!("{} {} {}", request.method, request.path, request.status))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(registry.registry.open_multipart_uploads(), 0);
+    assert!(registry.registry.artifact(REPO, "fw.img").is_none());
+}
