@@ -73,10 +73,14 @@ impl LocalEnvironment {
         .await
     }
 
-    pub async fn start_with(registry_config: MockRegistryConfig) -> anyhow::Result<Self> {
+    pub async fn start_with(mut registry_config: MockRegistryConfig) -> anyhow::Result<Self> {
         let sandbox = crate::sandbox::Sandbox::start(SandboxConfig::default())
             .await
             .context("could not start the CodePipeline/S3 stand-in")?;
+        // The registry verifies AWS identities with the sandbox's STS, as JFrog does with AWS's.
+        registry_config
+            .sts_endpoint
+            .get_or_insert_with(|| sandbox.endpoint_url.clone());
         let registry = crate::mock_registry::MockRegistry::start(registry_config)
             .await
             .context("could not start the mock registry")?;
