@@ -219,3 +219,40 @@ impl super::MockRegistry {
             .collect()
     }
 }
+
+impl OidcProvider {
+    /// A generic provider trusting `issuer_url` for `audience` (`None`: any audience).
+    pub fn new(name: &str, issuer_url: &str, audience: Option<&str>) -> Self {
+        Self {
+            name: name.to_owned(),
+            issuer_url: issuer_url.to_owned(),
+            audience: audience.map(str::to_owned),
+            provider_type: generic_provider_type(),
+            description: None,
+        }
+    }
+}
+
+impl IdentityMapping {
+    /// A priority-1 mapping of tokens whose `sub` is `subject` to `username`, with the default
+    /// token spec (scope `applied-permissions/user`, 60 s unless `expires_in` says otherwise).
+    pub fn for_subject(name: &str, subject: &str, username: &str, expires_in: u64) -> Self {
+        let mut claims = serde_json::Map::new();
+        claims.insert(
+            "sub".to_owned(),
+            serde_json::Value::String(subject.to_owned()),
+        );
+        Self {
+            name: name.to_owned(),
+            priority: 1,
+            claims,
+            token_spec: TokenSpec {
+                username: username.to_owned(),
+                scope: default_scope(),
+                audience: None,
+                expires_in,
+            },
+            description: None,
+        }
+    }
+}

@@ -12,7 +12,9 @@
 //! - `front_door`: authentication, 503 simulation, request recording and logging;
 //! - `npm_publish`, `npm_read` (over `npm_names`, `npm_index`): the npm registry API;
 //! - `pypi_upload`, `pypi_index`: the legacy upload API and the PEP 503 simple index;
-//! - `build_info`: publishing and reading build info.
+//! - `build_info`: publishing and reading build info;
+//! - `aws_token`, `oidc` (over `federation`): passwordless sign-in with an AWS IAM role or an
+//!   OIDC token, each exchanged for an access token.
 //!
 //! Debian packages need nothing of their own: a generic deploy with `deb.*` matrix parameters
 //! stores them with their properties. Package files (npm tarballs, wheels) are ordinary
@@ -36,6 +38,7 @@ mod npm_index;
 mod npm_names;
 mod npm_publish;
 mod npm_read;
+mod oidc;
 mod paths;
 mod persisted;
 mod pypi_index;
@@ -246,6 +249,13 @@ impl MockRegistry {
                 get(aws_token::get_iam_role).delete(aws_token::delete_iam_role),
             )
             .route(aws_token::AWS_TOKEN_PATH, post(aws_token::exchange))
+            .route("/access/api/v1/oidc", post(oidc::create_provider))
+            .route("/access/api/v1/oidc/token", post(oidc::exchange))
+            .route("/access/api/v1/oidc/{provider}", get(oidc::get_provider))
+            .route(
+                "/access/api/v1/oidc/{provider}/identity_mappings",
+                post(oidc::create_mapping),
+            )
             .route(
                 "/artifactory/api/security/token",
                 post(tokens::create_legacy_token),

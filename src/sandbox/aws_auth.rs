@@ -17,8 +17,6 @@ pub(crate) const SIGNATURE_WINDOW: time::Duration = time::Duration::minutes(15);
 
 /// A request whose signature checked out.
 pub(crate) struct Verified {
-    /// The signing key's id.
-    pub(crate) access_key_id: String,
     /// What the key is.
     pub(crate) credential: Credential,
 }
@@ -114,6 +112,18 @@ pub(crate) fn verify(
     {
         return Err(AuthFailure::BadSignature);
     }
+    // A request signed for another host (sts.amazonaws.com, say) and sent here with that
+    // `Host` would verify; the real STS would never see it, so neither does the sandbox.
+    if let Some(expected) = sandbox.endpoint_authority() {
+        let host = parts
+            .headers
+            .get(axum::http::header::HOST)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("");
+        if !same_port(host, &expected) {
+            return Err(AuthFailure::BadSignature);
+        }
+    }
     // These services sign the body itself, never `UNSIGNED-PAYLOAD`.
     let payload_hash = sigv4::sha256_hex(body);
     if !sigv4::signature_matches(
@@ -126,10 +136,13 @@ pub(crate) fn verify(
     ) {
         return Err(AuthFailure::BadSignature);
     }
-    Ok(Verified {
-        access_key_id: authorization.access_key_id,
-        credential,
-    })
+    Ok(Verified { credential })
+}
+
+/// True when `host` names the sandbox's port (any loopback spelling of its address).
+fn same_port(host: &str, expected: &str) -> bool {
+    let port = |authority: &str| authority.rsplit_once(':').map(|(_, port)| port.to_owned());
+    port(host).is_some() && port(host) == port(expected)
 }
 
 /// `X-Amz-Date` must parse, agree with the credential scope's date, and lie in the window.

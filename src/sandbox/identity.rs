@@ -148,6 +148,15 @@ impl Sandbox {
             .set(endpoint_url.trim_end_matches('/').to_owned());
     }
 
+    /// `127.0.0.1:PORT` of the served endpoint, once known.
+    pub(crate) fn endpoint_authority(&self) -> Option<String> {
+        let endpoint = self.inner.identity.endpoint_url.get()?;
+        let authority = endpoint
+            .split_once("://")
+            .map_or(endpoint.as_str(), |(_, rest)| rest);
+        Some(authority.split('/').next().unwrap_or(authority).to_owned())
+    }
+
     /// The account's outbound identity federation issuer, `{endpoint}/_oidc/{account}`: the
     /// `iss` of the tokens `GetWebIdentityToken` signs, serving
     /// `/.well-known/openid-configuration` and `/.well-known/jwks.json` below it.

@@ -8,6 +8,9 @@
 //!   [`Sandbox::claim_elsewhere`].
 //! - S3 (path-style object GET/HEAD/PUT): only a job's `artifactCredentials` are accepted
 //!   (never [`Sandbox::worker_credentials`]); bodies are streamed to a private temp dir.
+//! - STS (`GetCallerIdentity`, `GetWebIdentityToken` with the issuer's OIDC documents),
+//!   Secrets Manager (`GetSecretValue`) and SSM (`GetParameter`) for the worker's instance
+//!   role: `identity`, `sts`, `web_identity`, `secrets`, `ssm`, over `aws_auth`.
 //! - Every request is signature-checked (SigV4) and logged in [`Sandbox::calls`].
 //! - A pipeline view for people (`GET /codesuite/codepipeline/pipelines`, unsigned): the jobs
 //!   as CodePipeline's console shows the action, links rendered from the action type's URL
@@ -36,7 +39,9 @@ mod list_action_types;
 mod model;
 mod objects;
 mod s3;
+mod secrets;
 mod sigv4;
+mod ssm;
 mod state;
 mod sts;
 mod url_templates;
@@ -51,6 +56,8 @@ mod tests_console;
 mod tests_results;
 #[cfg(test)]
 mod tests_s3;
+#[cfg(test)]
+mod tests_secrets;
 #[cfg(test)]
 mod tests_sts;
 
@@ -144,7 +151,9 @@ impl Sandbox {
     }
 
     /// Job API and S3 on one port: `POST /` with `X-Amz-Target` is the job API, anything
-    /// else is S3.
+    /// else is S3. STS, Secrets Manager and SSM share it, told apart by the signed service
+    /// (so `AWS_ENDPOINT_URL_STS`, `_SECRETS_MANAGER` and `_SSM` may all name it), and the
+    /// OIDC issuer's documents are unsigned `GET`s under `/_oidc/`.
     pub fn router(&self) -> Router {
         Router::new()
             .fallback(route_request)
@@ -302,7 +311,11 @@ impl Sandbox {
 
 /// The combined router's single handler.
 async fn route_request(State(sandbox): State<Sandbox>, request: Request) -> Response {
-    if job_api::is_job_api_request(&request) {
+    if secrets::is_secrets_request(&request) {
+        secrets::handle(State(sandbox), request).await
+    } else if ssm::is_ssm_request(&request) {
+        ssm::handle(State(sandbox), request).await
+    } else if job_api::is_job_api_request(&request) {
         job_api::handle(State(sandbox), request).await
     } else if console::is_console_request(&request) {
         console::handle(State(sandbox), request).await

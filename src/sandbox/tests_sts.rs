@@ -137,6 +137,15 @@ async fn a_hand_signed_get_verifies_and_a_tampered_one_does_not() {
         body.contains("<Code>SignatureDoesNotMatch</Code>"),
         "{body}"
     );
+    // ... even with the Host it was signed for.
+    let mut with_host = elsewhere.clone();
+    with_host.push(("host".to_owned(), "sts.eu-west-1.amazonaws.com".to_owned()));
+    let (status, body) = send_get(endpoint, &with_host).await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("<Code>SignatureDoesNotMatch</Code>"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -205,4 +214,125 @@ async fn an_unknown_key_is_an_invalid_client_token() {
         .await
         .unwrap_err();
     assert_eq!(error.code(), Some("InvalidClientTokenId"));
+}
+
+/// Fetches the issuer's JWKS through its openid-configuration, as a verifier does.
+async fn issuer_keys(issuer: &str) -> jsonwebtoken::jwk::JwkSet {
+    let configuration: serde_json::Value =
+        reqwest::get(format!("{issuer}/.well-known/openid-configuration"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(configuration["issuer"], issuer);
+    reqwest::get(configuration["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn web_identity_tokens_verify_against_the_issuers_jwks() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sandbox = &running.sandbox;
+    let issuer = sandbox.oidc_issuer_url();
+    assert_eq!(
+        issuer,
+        format!("{}/_oidc/111122223333", running.endpoint_url)
+    );
+    let keys = issuer_keys(&issuer).await;
+    let (key, secret) = sandbox.worker_credentials();
+    let client = sts_client(&running, &key, &secret, None).await;
+    for (algorithm, jwt_algorithm) in [
+        ("RS256", jsonwebtoken::Algorithm::RS256),
+        ("ES384", jsonwebtoken::Algorithm::ES384),
+    ] {
+        let output = client
+            .get_web_identity_token()
+            .audience("https://registry.example.com")
+            .signing_algorithm(algorithm)
+            .duration_seconds(600)
+            .send()
+            .await
+            .unwrap();
+        let token = output.web_identity_token().unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        assert_eq!(header.alg, jwt_algorithm);
+        let jwk = keys.find(header.kid.as_deref().unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jwt_algorithm);
+        validation.set_audience(&["https://registry.example.com"]);
+        validation.set_issuer(&[&issuer]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            token,
+            &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+            &validation,
+        )
+        .unwrap()
+        .claims;
+        assert_eq!(claims["sub"], sandbox.worker_role_arn());
+        let lifetime = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+        assert_eq!(lifetime, 600);
+        assert!(claims["jti"].is_string());
+        let expiration = output.expiration().unwrap().secs();
+        assert_eq!(expiration, claims["exp"].as_i64().unwrap());
+    }
+    assert_eq!(sandbox.issued_web_identity_tokens().len(), 2);
+}
+
+#[tokio::test]
+async fn web_identity_token_requests_are_validated_and_federation_can_be_off() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sandbox = &running.sandbox;
+    let (key, secret) = sandbox.worker_credentials();
+    let client = sts_client(&running, &key, &secret, None).await;
+    let error = client
+        .get_web_identity_token()
+        .audience("a")
+        .signing_algorithm("HS256")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("ValidationError"));
+    let error = client
+        .get_web_identity_token()
+        .audience("a")
+        .signing_algorithm("RS256")
+        .duration_seconds(30)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("ValidationError"));
+
+    sandbox.set_outbound_federation_enabled(false);
+    let error = client
+        .get_web_identity_token()
+        .audience("a")
+        .signing_algorithm("RS256")
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .as_service_error()
+            .unwrap()
+            .is_outbound_web_identity_federation_disabled_exception(),
+        "{error:?}"
+    );
+
+    // A job's artifact credentials are not the worker's role.
+    sandbox.set_outbound_federation_enabled(true);
+    let job_id = sandbox.queue_job(JobSpec::new("firmware"));
+    let (job_key, job_secret, token) = sandbox.job(&job_id).unwrap().credentials;
+    let error = sts_client(&running, &job_key, &job_secret, Some(&token))
+        .await
+        .get_web_identity_token()
+        .audience("a")
+        .signing_algorithm("RS256")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("AccessDenied"));
 }

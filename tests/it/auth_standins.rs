@@ -187,3 +187,164 @@ async fn an_unmapped_role_is_refused_with_its_arn() {
         "{body}"
     );
 }
+
+/// A web identity token from the sandbox's STS for the worker's role.
+async fn web_identity_token(sandbox: &RunningSandbox, audience: &str, seconds: i32) -> String {
+    let (key, secret) = sandbox.sandbox.worker_credentials();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            key, secret, None, None, "test",
+        ))
+        .endpoint_url(&sandbox.endpoint_url)
+        .load()
+        .await;
+    aws_sdk_sts::Client::new(&config)
+        .get_web_identity_token()
+        .audience(audience)
+        .signing_algorithm("ES384")
+        .duration_seconds(seconds)
+        .send()
+        .await
+        .unwrap()
+        .web_identity_token()
+        .unwrap()
+        .to_owned()
+}
+
+/// The provider `aws-fleet` trusting the sandbox's issuer for `audience`, mapping the worker's
+/// role to `demo` (set up through the REST API, as an admin would).
+async fn configure_oidc(sandbox: &RunningSandbox, registry: &RunningMockRegistry, audience: &str) {
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("{}/access/api/v1/oidc", registry.base_url))
+        .basic_auth("demo", Some("demo-password"))
+        .json(&json!({
+            "name": "aws-fleet",
+            "issuer_url": sandbox.sandbox.oidc_issuer_url(),
+            "audience": audience,
+            "provider_type": "Generic OpenID Connect",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    let response = client
+        .post(format!(
+            "{}/access/api/v1/oidc/aws-fleet/identity_mappings",
+            registry.base_url
+        ))
+        .basic_auth("demo", Some("demo-password"))
+        .json(&json!({
+            "name": "publisher-role",
+            "priority": 1,
+            "claims": { "sub": sandbox.sandbox.worker_role_arn() },
+            "token_spec": { "username": "demo", "scope": "applied-permissions/user", "expires_in": 900 },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+}
+
+async fn oidc_exchange(registry: &RunningMockRegistry, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/access/api/v1/oidc/token", registry.base_url))
+        .json(&json!({
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "subject_token": token,
+            "provider_name": "aws-fleet",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_web_identity_token_of_the_workers_role_is_exchanged_for_a_registry_token() {
+    let (sandbox, registry) = start().await;
+    configure_oidc(&sandbox, &registry, &registry.base_url).await;
+    let token = web_identity_token(&sandbox, &registry.base_url, 300).await;
+    let (status, body) = oidc_exchange(&registry, &token).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["username"], "demo");
+    assert_eq!(body["expires_in"], 900);
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(registry.registry.tokens().len(), 1);
+}
+
+#[tokio::test]
+async fn expired_wrongly_signed_misaddressed_or_unmapped_oidc_tokens_are_refused() {
+    let (sandbox, registry) = start().await;
+    configure_oidc(&sandbox, &registry, &registry.base_url).await;
+
+    let other_audience = web_identity_token(&sandbox, "https://elsewhere.example", 300).await;
+    let (status, body) = oidc_exchange(&registry, &other_audience).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(message(&body).contains("audience"), "{body}");
+
+    let token = web_identity_token(&sandbox, &registry.base_url, 300).await;
+    let (payload_end, _) = token.rsplit_once('.').unwrap();
+    let signature = &token[payload_end.len() + 1..];
+    let middle = signature.len() / 2;
+    let flipped = if &signature[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    let tampered = format!(
+        "{payload_end}.{}{flipped}{}",
+        &signature[..middle],
+        &signature[middle + 1..]
+    );
+    let (status, body) = oidc_exchange(&registry, &tampered).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(message(&body).contains("invalid signature"), "{body}");
+
+    let short = web_identity_token(&sandbox, &registry.base_url, 60).await;
+    registry.registry.advance_clock(Duration::from_secs(120));
+    let (status, body) = oidc_exchange(&registry, &short).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(message(&body).contains("expired"), "{body}");
+
+    // A provider mapping only another role: the worker's token matches nothing.
+    registry
+        .registry
+        .add_oidc_provider(pipeline_publisher::mock_registry::OidcProvider::new(
+            "strict",
+            &sandbox.sandbox.oidc_issuer_url(),
+            None,
+        ));
+    registry.registry.add_identity_mapping(
+        "strict",
+        pipeline_publisher::mock_registry::IdentityMapping::for_subject(
+            "other-role",
+            "arn:aws:iam::111122223333:role/other",
+            "demo",
+            60,
+        ),
+    );
+    let fresh = web_identity_token(&sandbox, &registry.base_url, 3600).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/access/api/v1/oidc/token", registry.base_url))
+        .json(&json!({
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+            "subject_token": fresh,
+            "provider_name": "strict",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let body: Value = response.json().await.unwrap();
+    assert!(message(&body).contains("no identity mapping"), "{body}");
+    assert!(
+        message(&body).contains("arn:aws:iam::111122223333:role/pipeline-publisher-worker"),
+        "{body}"
+    );
+    assert!(registry.registry.tokens().is_empty());
+}
