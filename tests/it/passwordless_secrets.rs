@@ -266,7 +266,7 @@ async fn an_expired_or_rejected_web_identity_token_is_a_permission_error() {
     assert!(message.contains("`nobody`"), "{message}");
 
     // A registry whose clock is past the token's expiry refuses it as expired.
-    let environment = environment().await;
+    let environment = crate::passwordless::environment().await;
     let host = environment.registry.base_url.to_string();
     configure_oidc(&environment, host.trim_end_matches('/')).await;
     environment
