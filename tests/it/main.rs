@@ -13,6 +13,7 @@ mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
 mod passwordless;
+mod passwordless_cli;
 mod passwordless_hygiene;
 mod passwordless_secrets;
 mod plan_failures;
