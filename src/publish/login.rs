@@ -146,7 +146,7 @@ pub async fn token_source_for(
     };
     redactor.add(&login.password);
     if let Some(registry) = &login.registry
-        && !same_registry(registry, &host)
+        && !same_registry(registry, host)
     {
         return Err(LoginError::RegistryMismatch {
             store,

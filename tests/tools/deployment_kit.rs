@@ -815,7 +815,7 @@ fn custom_action_rules(file: &str, definition: &Value) {
         }
     }
 
-    let declared = declared_properties(&definition);
+    let declared = declared_properties(definition);
     if declared.len() > 10 {
         problems.push(format!(
             "{} properties; CodePipeline allows 10",
