@@ -188,7 +188,8 @@ fn get_web_identity_token<'a>(
     parameter: &dyn Fn(&str) -> Option<&'a str>,
 ) -> Result<String, StsError> {
     let account = &sandbox.inner.config.account_id;
-    if let CredentialScope::Job(_) = scope {
+    // Only the worker's own role has `sts:GetWebIdentityToken` (and is the token's `sub`).
+    if !matches!(scope, CredentialScope::Worker) {
         return Err(StsError::new(
             StatusCode::FORBIDDEN,
             "AccessDenied",
