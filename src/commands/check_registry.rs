@@ -43,9 +43,33 @@ pub async fn registry_checks(settings: &Settings, args: &RegistryArgs, checklist
         return;
     }
 
+    let token =
+        match super::check_login::check_authentication(settings, args, &client, checklist).await {
+            super::check_login::Outcome::Token(token) => Some(token),
+            super::check_login::Outcome::Failed => return,
+            super::check_login::Outcome::Password => None,
+        };
+    let token = match token {
+        Some(token) => token,
+        None => match password_token(settings, args, &client, &host, checklist).await {
+            Some(token) => token,
+            None => return,
+        },
+    };
+    repository_and_revocation(settings, &client, &host, token, checklist).await;
+}
+
+/// The password mode's token, minted with UserName and the password; `None` when it failed.
+async fn password_token(
+    settings: &Settings,
+    args: &RegistryArgs,
+    client: &RegistryClient,
+    host: &Url,
+    checklist: &mut Checklist,
+) -> Option<crate::registry::AccessToken> {
     let Some(user_name) = settings.get(USER_NAME) else {
         checklist.skip("token", "no --user-name (UserName) given");
-        return;
+        return None;
     };
     let password = match settings::password(Some(user_name), Some(host.as_str())) {
         Ok(Some(password)) => password,
@@ -55,11 +79,11 @@ pub async fn registry_checks(settings: &Settings, args: &RegistryArgs, checklist
                 "no password to mint a token with",
                 format!("set {PASSWORD_ENV}, or run check in a terminal to be asked"),
             );
-            return;
+            return None;
         }
         Err(error) => {
             checklist.fail("token", format!("{error:#}"), format!("set {PASSWORD_ENV}"));
-            return;
+            return None;
         }
     };
     let description = "pipeline-publisher check";
@@ -86,11 +110,21 @@ pub async fn registry_checks(settings: &Settings, args: &RegistryArgs, checklist
                 _ => "see the registry's answer above".to_owned(),
             };
             checklist.fail("token", inline_chain(&error), fix);
-            return;
+            return None;
         }
     };
     checklist.pass("token", format!("minted a token for {user_name}"));
+    Some(token)
+}
 
+/// The repository exists (with the token), and the token is revoked.
+async fn repository_and_revocation(
+    settings: &Settings,
+    client: &RegistryClient,
+    host: &Url,
+    token: crate::registry::AccessToken,
+    checklist: &mut Checklist,
+) {
     match settings.get(REPO_KEY) {
         None => checklist.skip("repository", "no --repo-key (RepoKey) given"),
         Some(repo) => match client.file_info(&token, repo, "").await {

@@ -2,6 +2,7 @@
 //! for the set-up).
 
 pub mod check;
+pub mod check_login;
 pub mod check_registry;
 pub mod checklist;
 pub mod errors;

@@ -23,7 +23,7 @@ pub fn print_start(environment: &LocalEnvironment, jobs: &[DemoJob]) {
         .map(|job| format!("job {} ({})", job.job_id, job.description))
         .collect();
     println!("Queued {}.", queued.join(", "));
-    println!("Running the worker until all three jobs have ended...\n");
+    println!("Running the worker until all four jobs have ended...\n");
 }
 
 /// Everything after the worker has ended the jobs.

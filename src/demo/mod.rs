@@ -21,6 +21,7 @@ use aws_credential_types::Credentials;
 pub mod camera_agent;
 pub mod fleet;
 mod full_report;
+pub mod passwordless;
 pub mod scenario;
 pub mod serve;
 mod short_report;
@@ -40,6 +41,8 @@ pub const DEMO_USER: &str = "ci-publisher";
 pub const DEMO_PASSWORD: &str = "local-demo-password-7f3a";
 /// The repository the demo publishes to.
 pub const DEMO_REPO: &str = "firmware-releases";
+/// The mock registry's admin, who maps the worker's role for the passwordless job.
+pub const DEMO_ADMIN: (&str, &str) = ("demo-admin", "local-admin-password-2b9e");
 
 /// The firmware example, embedded so the demo runs from any directory.
 pub const FIRMWARE_EXAMPLE: &[(&str, &[u8])] = &[
@@ -69,16 +72,24 @@ pub struct LocalEnvironment {
 impl LocalEnvironment {
     pub async fn start() -> anyhow::Result<Self> {
         Self::start_with(MockRegistryConfig {
-            users: vec![(DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned())],
+            users: vec![
+                (DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned()),
+                (DEMO_ADMIN.0.to_owned(), DEMO_ADMIN.1.to_owned()),
+            ],
+            admins: vec![DEMO_ADMIN.0.to_owned()],
             ..MockRegistryConfig::default()
         })
         .await
     }
 
-    pub async fn start_with(registry_config: MockRegistryConfig) -> anyhow::Result<Self> {
+    pub async fn start_with(mut registry_config: MockRegistryConfig) -> anyhow::Result<Self> {
         let sandbox = crate::sandbox::Sandbox::start(SandboxConfig::default())
             .await
             .context("could not start the CodePipeline/S3 stand-in")?;
+        // The registry verifies AWS identities with the sandbox's STS, as JFrog does with AWS's.
+        registry_config
+            .sts_endpoint
+            .get_or_insert_with(|| sandbox.endpoint_url.clone());
         let registry = crate::mock_registry::MockRegistry::start(registry_config)
             .await
             .context("could not start the mock registry")?;

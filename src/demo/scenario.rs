@@ -1,12 +1,12 @@
-//! The demo's three jobs: the firmware example, the same with a broken configuration, and the
+//! The demo's four jobs: the firmware example, the same with a broken configuration, the
+//! firmware image published with `Authentication: aws-iam` (no password), and the
 //! combined camera-agent build published by its file spec; queued on the stand-ins and run by
-//! the real worker until all three have ended.
+//! the real worker until all of them have ended.
 
 use anyhow::Context;
 
 use super::{FIRMWARE_EXAMPLE, LocalEnvironment, camera_agent};
 use crate::pipeline::properties;
-use crate::publish::PublisherSettings;
 use crate::sandbox::{ArtifactSpec, JobRecord, JobSpec, SandboxConfig, StoredObject};
 
 /// The repositories the demo's jobs publish to, in the order the reports list them.
@@ -37,7 +37,7 @@ pub struct DemoOutcome {
     pub receipt: Option<StoredObject>,
 }
 
-/// Queues the three jobs; returns them and where the receipt will be written.
+/// Queues the jobs; returns them and where the receipt will be written.
 pub fn queue(environment: &LocalEnvironment) -> anyhow::Result<(Vec<DemoJob>, (String, String))> {
     let revision = "9c1e5a2f7b3d4e6a8c0b1d2e3f4a5b6c7d8e9f01";
     let artifact = environment.upload_artifact("BuildOutput", Some(revision), FIRMWARE_EXAMPLE)?;
@@ -77,6 +77,16 @@ pub fn queue(environment: &LocalEnvironment) -> anyhow::Result<(Vec<DemoJob>, (S
             job_id: agent_job,
             writes_receipt: true,
         },
+        DemoJob {
+            label: "Job 4",
+            description: super::passwordless::DESCRIPTION,
+            pipeline_name: "nestbox-firmware-v2",
+            job_id: super::passwordless::queue(
+                environment,
+                "7e3f1a5c9b2d4f6e8a0c1b3d5f7a9c2e4b6d8f01",
+            )?,
+            writes_receipt: false,
+        },
     ];
     Ok((jobs, receipt_location))
 }
@@ -87,7 +97,8 @@ pub async fn run(
     jobs: Vec<DemoJob>,
     (bucket, key): &(String, String),
 ) -> anyhow::Result<DemoOutcome> {
-    let publisher = environment.publisher(PublisherSettings::default())?;
+    super::passwordless::map_worker_role(environment).await?;
+    let publisher = environment.publisher(super::passwordless::publisher_settings(environment)?)?;
     environment.run_worker(publisher, jobs.len() as u64).await?;
     let jobs = jobs
         .into_iter()

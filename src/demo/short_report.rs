@@ -19,7 +19,7 @@ const INDENT: &str = "       ";
 
 /// The header printed before the worker starts.
 pub fn start_line() -> &'static str {
-    "pipeline-publisher demo: 3 jobs through the real worker, on local CodePipeline, S3 and \
+    "pipeline-publisher demo: 4 jobs through the real worker, on local CodePipeline, S3 and \
      Artifactory stand-ins\n"
 }
 

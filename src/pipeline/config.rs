@@ -353,12 +353,23 @@ impl ActionConfig {
     /// Refuses, before any network call, a mode that would use the fleet's identity or secrets
     /// for a registry the fleet does not allow, or a secret outside the fleet's prefix.
     pub fn check_trust(&self, trust: &FleetTrust) -> Result<(), ConfigError> {
+        check_trust(&self.host, &self.authentication, trust)
+    }
+}
+
+/// [`ActionConfig::check_trust`] for a host and mode (for `check`, which has no whole action).
+pub fn check_trust(
+    host: &Url,
+    authentication: &Authentication,
+    trust: &FleetTrust,
+) -> Result<(), ConfigError> {
+    {
         let mut problems = Problems(Vec::new());
-        if !self.authentication.uses_fleet_identity() {
+        if !authentication.uses_fleet_identity() {
             return Ok(());
         }
-        if !trust.allows_registry(&self.host) {
-            let host = self.host.as_str().trim_end_matches('/');
+        if !trust.allows_registry(host) {
+            let host = host.as_str().trim_end_matches('/');
             let why = if trust.allowed_registries.is_empty() {
                 "the worker was started without --allowed-registries".to_owned()
             } else {
@@ -367,9 +378,8 @@ impl ActionConfig {
             problems.add_hinted(
                 ARTIFACTORY_HOST,
                 format!(
-                    "Authentication {} is refused for `{host}`: {why}; the worker uses its AWS \
-                     identity and secrets only for registries its operator allows",
-                    self.authentication
+                    "Authentication {authentication} is refused for `{host}`: {why}; the worker \
+                     uses its AWS identity and secrets only for registries its operator allows"
                 ),
                 Some(
                     "the fleet's operator adds the registry's base URL to --allowed-registries \
@@ -378,7 +388,7 @@ impl ActionConfig {
                 ),
             );
         }
-        let outside = match &self.authentication {
+        let outside = match authentication {
             Authentication::SecretsManager { secret_id } => {
                 (!trust.allows_secret(secret_id)).then_some(("secret", secret_id))
             }

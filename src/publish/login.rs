@@ -78,20 +78,30 @@ pub async fn token_source(
     settings: &LoginSettings,
     redactor: &Redactor,
 ) -> Result<TokenSource, LoginError> {
-    config.check_trust(&settings.trust)?;
+    token_source_for(&config.host, &config.authentication, settings, redactor).await
+}
+
+/// [`token_source`] for a registry and a mode.
+pub async fn token_source_for(
+    host: &Url,
+    authentication: &Authentication,
+    settings: &LoginSettings,
+    redactor: &Redactor,
+) -> Result<TokenSource, LoginError> {
+    crate::pipeline::config::check_trust(host, authentication, &settings.trust)?;
     let identity = || {
         settings
             .identity
             .clone()
             .ok_or_else(|| LoginError::NoIdentity {
-                mode: config.authentication.to_string(),
+                mode: authentication.to_string(),
             })
     };
     let read = |source| LoginError::Read {
-        mode: config.authentication.to_string(),
+        mode: authentication.to_string(),
         source,
     };
-    let (store, name, login) = match &config.authentication {
+    let (store, name, login) = match authentication {
         Authentication::Password {
             user_name,
             password,
@@ -113,7 +123,7 @@ pub async fn token_source(
                 audience: settings
                     .oidc_audience
                     .clone()
-                    .unwrap_or_else(|| config.host.as_str().trim_end_matches('/').to_owned()),
+                    .unwrap_or_else(|| host.as_str().trim_end_matches('/').to_owned()),
                 algorithm: settings.oidc_algorithm,
             });
         }
@@ -136,13 +146,13 @@ pub async fn token_source(
     };
     redactor.add(&login.password);
     if let Some(registry) = &login.registry
-        && !same_registry(registry, &config.host)
+        && !same_registry(registry, host)
     {
         return Err(LoginError::RegistryMismatch {
             store,
             name: name.clone(),
             registry: registry.clone(),
-            host: config.host.as_str().trim_end_matches('/').to_owned(),
+            host: host.as_str().trim_end_matches('/').to_owned(),
         });
     }
     Ok(TokenSource::Password {

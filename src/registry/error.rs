@@ -157,8 +157,9 @@ impl RegistryError {
             RegistryError::Status {
                 status: 401 | 403, ..
             }
-            | RegistryError::RoleNotMapped { .. }
-            | RegistryError::OidcRejected { .. } => true,
+            | RegistryError::RoleNotMapped { .. } => true,
+            // 404: the provider the action names does not exist (a configuration problem).
+            RegistryError::OidcRejected { status, .. } => *status != 404,
             RegistryError::Identity { source } => source.is_access_denied(),
             _ => false,
         }
@@ -169,7 +170,8 @@ impl RegistryError {
     pub fn is_configuration_problem(&self) -> bool {
         match self {
             RegistryError::AwsTokenApiMissing { .. }
-            | RegistryError::OidcTokenApiMissing { .. } => true,
+            | RegistryError::OidcTokenApiMissing { .. }
+            | RegistryError::OidcRejected { status: 404, .. } => true,
             RegistryError::Identity { source } => source.is_configuration(),
             _ => false,
         }

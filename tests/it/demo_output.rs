@@ -77,9 +77,17 @@ async fn a_plain_demo_prints_one_screen_with_a_block_per_job_and_the_files_table
         .collect();
     assert_eq!(
         rows.len(),
-        9,
-        "3 + 3 firmware files, .deb, .tgz, .whl:\n{out}"
+        10,
+        "3 + 3 + 1 firmware files, .deb, .tgz, .whl:\n{out}"
     );
+    // The version 2 job published with the worker's AWS identity and no password.
+    let fourth = block("Job 4 ");
+    assert!(
+        fourth[0].contains("Succeeded") && fourth[0].contains("aws-iam"),
+        "{fourth:?}"
+    );
+    assert!(fourth[0].contains("no password anywhere"), "{fourth:?}");
+    assert_eq!(status_column(first[0]), status_column(fourth[0]));
     for (repo, path) in [
         (
             "firmware-releases",

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_USER, LocalEnvironment};
+use pipeline_publisher::mock_registry::{MockRegistryConfig, RequestAuth};
 use pipeline_publisher::pipeline::config::FleetTrust;
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::publish::PublisherSettings;
@@ -16,8 +17,22 @@ use pipeline_publisher::sandbox::{ArtifactSpec, JobResult, JobSpec};
 
 const REVISION: &str = "5d0c9a2f7b3d4e6a8c0b1d2e3f4a5b6c7d8e9f01";
 
+/// The registry admin who maps roles (the publishing user is not an admin).
+pub(crate) const ADMIN: (&str, &str) = ("jfrog-admin", "admin-password-4c1d");
+
+pub(crate) fn registry_config() -> MockRegistryConfig {
+    MockRegistryConfig {
+        users: vec![
+            (DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned()),
+            (ADMIN.0.to_owned(), ADMIN.1.to_owned()),
+        ],
+        admins: vec![ADMIN.0.to_owned()],
+        ..MockRegistryConfig::default()
+    }
+}
+
 pub(crate) async fn environment() -> LocalEnvironment {
-    LocalEnvironment::start()
+    LocalEnvironment::start_with(registry_config())
         .await
         .expect("local environment starts")
 }
@@ -312,5 +327,139 @@ async fn bad_authentication_values_and_a_missing_password_are_configuration_erro
             .artifacts(pipeline_publisher::demo::DEMO_REPO)
             .is_empty(),
         "nothing was published"
+    );
+}
+
+/// The JFrog admin's one call: maps the sandbox worker's role to `user`.
+pub(crate) async fn map_worker_role(environment: &LocalEnvironment, user: &str) {
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/access/api/v1/aws/iam_role",
+            environment.registry.base_url
+        ))
+        .basic_auth(ADMIN.0, Some(ADMIN.1))
+        .json(&serde_json::json!({
+            "username": user,
+            "iam_role": environment.sandbox.sandbox.worker_role_arn(),
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn an_aws_iam_job_and_a_version_1_job_publish_in_the_same_worker_run() {
+    let environment = environment().await;
+    map_worker_role(&environment, DEMO_USER).await;
+    let host = environment.registry.base_url.to_string();
+    let iam = queue(
+        &environment,
+        "2",
+        v2_configuration(&host, "aws-iam"),
+        vec![artifact(&environment, "iam.img")],
+    );
+    let v1 = queue(
+        &environment,
+        "1",
+        environment.firmware_configuration(),
+        vec![artifact(&environment, "v1.img")],
+    );
+    let publisher = environment.publisher(allowing(&[host.as_str()])).unwrap();
+    environment.run_worker(publisher, 2).await.unwrap();
+
+    for job in [&iam, &v1] {
+        let result = only_result(&environment, job);
+        assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    }
+    let stored = environment
+        .registry
+        .registry
+        .artifact(
+            pipeline_publisher::demo::DEMO_REPO,
+            "nestbox-cam/5d0c9a2/iam.img",
+        )
+        .expect("the aws-iam job published its file");
+    assert_eq!(stored.created_by, DEMO_USER, "as the user the role maps to");
+    // Both jobs' tokens were revoked at the end.
+    let tokens = environment.registry.registry.tokens();
+    assert_eq!(tokens.len(), 2, "{tokens:?}");
+    assert!(tokens.iter().all(|token| token.revoked), "{tokens:?}");
+    // Only the version 1 job used a password (once, to mint its token); the aws-iam job
+    // exchanged a signed STS request at the AWS endpoint, as JFrog's clients do.
+    let requests = environment.registry.registry.requests();
+    let with_password = requests
+        .iter()
+        .filter(|request| matches!(&request.auth, RequestAuth::Basic { username } if username == DEMO_USER))
+        .count();
+    assert_eq!(with_password, 1, "{requests:?}");
+    let exchanges: Vec<_> = requests
+        .iter()
+        .filter(|request| request.path == "/access/api/v1/aws/token")
+        .collect();
+    assert_eq!(exchanges.len(), 1, "{requests:?}");
+    assert_eq!(exchanges[0].query.as_deref(), Some("region=eu-west-1"));
+    assert_eq!(exchanges[0].header("x-amz-region-set"), Some("eu-west-1"));
+}
+
+#[tokio::test]
+async fn an_unmapped_role_and_a_registry_without_the_aws_endpoint_fail_with_the_fix() {
+    // No mapping for the worker's role.
+    let environment = environment().await;
+    let host = environment.registry.base_url.to_string();
+    let job = queue(
+        &environment,
+        "2",
+        v2_configuration(&host, "aws-iam"),
+        vec![artifact(&environment, "a.img")],
+    );
+    let publisher = environment.publisher(allowing(&[host.as_str()])).unwrap();
+    environment.run_worker(publisher, 1).await.unwrap();
+    let (failure_type, message) = failure(&only_result(&environment, &job));
+    assert_eq!(failure_type, "PermissionError", "{message}");
+    let role = environment.sandbox.sandbox.worker_role_arn();
+    assert!(message.contains(&role), "names the role ARN: {message}");
+    assert!(
+        message.contains("PUT /access/api/v1/aws/iam_role"),
+        "names the admin call: {message}"
+    );
+    assert!(
+        environment
+            .registry
+            .registry
+            .artifacts(pipeline_publisher::demo::DEMO_REPO)
+            .is_empty()
+    );
+
+    // An Artifactory older than 7.90.10.
+    let environment =
+        LocalEnvironment::start_with(pipeline_publisher::mock_registry::MockRegistryConfig {
+            users: vec![(DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned())],
+            aws_token_supported: false,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let host = environment.registry.base_url.to_string();
+    let job = queue(
+        &environment,
+        "2",
+        v2_configuration(&host, "aws-iam"),
+        vec![artifact(&environment, "b.img")],
+    );
+    let publisher = environment.publisher(allowing(&[host.as_str()])).unwrap();
+    environment.run_worker(publisher, 1).await.unwrap();
+    let (failure_type, message) = failure(&only_result(&environment, &job));
+    assert_eq!(failure_type, "ConfigurationError", "{message}");
+    assert!(
+        message.contains("Artifactory 7.90.10 or later"),
+        "{message}"
+    );
+    assert!(
+        environment
+            .registry
+            .registry
+            .artifacts(pipeline_publisher::demo::DEMO_REPO)
+            .is_empty()
     );
 }

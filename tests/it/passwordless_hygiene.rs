@@ -1,0 +1,173 @@
+//! At trace level, the passwordless modes leave no secret behind: no signed STS header, no web
+//! identity token, no secret's content and no minted token in any log line or result message.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_USER};
+use pipeline_publisher::sandbox::JobResult;
+use pipeline_publisher::telemetry::{self, LogFormat};
+
+use crate::passwordless::{
+    allowing, artifact, environment, map_worker_role, queue, v2_configuration,
+};
+use crate::passwordless_secrets::configure_oidc;
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What must never show: exact secrets, and the shapes of a signed header and of a JWT.
+const SECRET_SHAPES: [&str; 3] = ["Signature=", "eyJhbGci", "X-Amz-Security-Token:"];
+
+async fn capture_and_check() {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let subscriber =
+        telemetry::subscriber(LogFormat::Text, "trace", move || writer.clone(), false).unwrap();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let environment = environment().await;
+    let host = environment.registry.base_url.to_string();
+    map_worker_role(&environment, DEMO_USER).await;
+    configure_oidc(&environment, host.trim_end_matches('/')).await;
+    let secret_content = format!(
+        "{{\"username\": \"{DEMO_USER}\", \"password\": \"{DEMO_PASSWORD}\", \"note\": \"kept-apart-8c1f\"}}"
+    );
+    environment
+        .sandbox
+        .sandbox
+        .put_secret("pipeline-publisher/acme", &secret_content);
+    environment
+        .sandbox
+        .sandbox
+        .put_parameter("/pipeline-publisher/acme", &secret_content, true);
+    // A malformed secret, whose failure must not quote it.
+    environment
+        .sandbox
+        .sandbox
+        .put_secret("pipeline-publisher/broken", "not-json-but-secret-5e2a");
+    let modes = [
+        "aws-iam",
+        "oidc:aws-fleet",
+        "secretsmanager:pipeline-publisher/acme",
+        "ssm:/pipeline-publisher/acme",
+        "secretsmanager:pipeline-publisher/broken",
+    ];
+    let jobs: Vec<String> = modes
+        .iter()
+        .enumerate()
+        .map(|(index, mode)| {
+            queue(
+                &environment,
+                "2",
+                v2_configuration(&host, mode),
+                vec![artifact(&environment, &format!("{index}.img"))],
+            )
+        })
+        .collect();
+    let publisher = environment.publisher(allowing(&[host.as_str()])).unwrap();
+    let report = environment
+        .run_worker(publisher, jobs.len() as u64)
+        .await
+        .unwrap();
+    assert_eq!((report.succeeded, report.failed), (4, 1));
+
+    let mut secrets = vec![
+        DEMO_PASSWORD.to_owned(),
+        "kept-apart-8c1f".to_owned(),
+        "not-json-but-secret-5e2a".to_owned(),
+    ];
+    secrets.extend(environment.registry.registry.issued_token_values());
+    let web_identity_tokens = environment.sandbox.sandbox.issued_web_identity_tokens();
+    assert!(
+        !web_identity_tokens.is_empty(),
+        "the OIDC job asked STS for a token"
+    );
+    secrets.extend(web_identity_tokens);
+    let mut texts = vec![(
+        "the trace logs".to_owned(),
+        String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned(),
+    )];
+    for job in &jobs {
+        for result in environment.sandbox.sandbox.job(job).unwrap().results {
+            texts.push((
+                format!("the result of {job}"),
+                match result {
+                    JobResult::Success { summary, .. } => summary.unwrap_or_default(),
+                    JobResult::Failure { message, .. } => message,
+                },
+            ));
+        }
+    }
+    assert!(
+        texts[0].1.contains("TRACE"),
+        "the capture ran at trace level"
+    );
+    for (what, text) in &texts {
+        for (index, secret) in secrets.iter().enumerate() {
+            let leaks: Vec<String> = text
+                .lines()
+                .filter(|line| line.contains(secret.as_str()))
+                .take(3)
+                .map(|line| line.replace(secret.as_str(), &format!("<SECRET #{index}>")))
+                .collect();
+            assert!(
+                leaks.is_empty(),
+                "secret #{index} leaked into {what}:\n{}",
+                leaks.join("\n")
+            );
+        }
+        for shape in SECRET_SHAPES {
+            // Say where, without printing what follows the shape.
+            let leaks: Vec<&str> = text
+                .lines()
+                .filter_map(|line| line.split(shape).next().filter(|_| line.contains(shape)))
+                .take(3)
+                .collect();
+            assert!(
+                leaks.is_empty(),
+                "{shape} appears in {what} after:\n{}",
+                leaks.join("\n")
+            );
+        }
+    }
+}
+
+/// Set in the child process that does the capture.
+const CAPTURE_CHILD: &str = "PIPELINE_PUBLISHER_PASSWORDLESS_CAPTURE_CHILD";
+
+// As in `secrets_stay_secret`: tracing caches callsite interest process-wide, so the capture
+// runs alone in a process of its own.
+#[test]
+fn passwordless_modes_leave_no_secret_in_trace_logs_or_results() {
+    if std::env::var_os(CAPTURE_CHILD).is_some() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(capture_and_check());
+        return;
+    }
+    let name = "passwordless_hygiene::passwordless_modes_leave_no_secret_in_trace_logs_or_results";
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .env(CAPTURE_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "the capture failed:\n{stdout}\n{stderr}"
+    );
+}
