@@ -1,7 +1,7 @@
 //! End-to-end benchmarks of issue 7, each scenario beside its baseline in the same run:
 //!
 //! ```text
-//! cargo bench --bench e2e                 # all eight scenarios (about 12 minutes)
+//! cargo bench --bench e2e                 # all nine scenarios (about 13 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
 //! ```
@@ -13,6 +13,7 @@
 //! system temp dir, and is removed at the end. Results are printed as a Markdown table and
 //! written to `target/tmp/e2e-results.md`.
 
+mod accounts;
 mod data;
 mod fleet;
 mod large;
@@ -41,10 +42,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=8).contains(number))
+        .filter(|number| (1..=9).contains(number))
         .collect();
     if selected.is_empty() {
-        selected = (1..=8).collect();
+        selected = (1..=9).collect();
     }
 
     let root = scratch_root();
@@ -101,7 +102,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5, 7, 8] {
+        for scenario in [4, 2, 1, 3, 5, 7, 8, 9] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -114,6 +115,7 @@ fn main() {
                 5 => fleet::scenario_5(&bench, &mut report).await,
                 7 => wake::scenario_7(&bench, &mut report).await,
                 8 => wake::scenario_8(&bench, &mut report).await,
+                9 => accounts::scenario_9(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(
