@@ -1,11 +1,12 @@
 //! End-to-end benchmarks of issue 7, each scenario beside its baseline in the same run:
 //!
 //! ```text
-//! cargo bench --bench e2e                 # every scenario (about 15 minutes)
+//! cargo bench --bench e2e                 # every scenario (about 20 minutes)
 //! cargo bench --bench e2e -- 1 3          # only scenarios 1 and 3
 //! cargo bench --bench e2e -- 8            # multipart vs single PUT (issue 13)
 //! cargo bench --bench e2e -- --quick      # small sizes: checks the harness, figures not comparable
 //! cargo bench --bench e2e -- 7            # issue 13: ranged S3 downloads at 90 MB/s per connection
+//! cargo bench --bench e2e -- 9 10 11      # issue 14: wake-up queue, fairness, 4 workers x 3 accounts
 //! ```
 //!
 //! The stand-ins (CodePipeline job API + S3, the mock registry) and the proxies run in this
@@ -15,6 +16,7 @@
 //! system temp dir, and is removed at the end. Results are printed as a Markdown table and
 //! written to `target/tmp/e2e-results.md`.
 
+mod accounts;
 mod cloud_download;
 mod data;
 mod fleet;
@@ -45,10 +47,10 @@ fn main() {
     let mut selected: Vec<u8> = args
         .iter()
         .filter_map(|arg| arg.trim_start_matches('s').parse().ok())
-        .filter(|number| (1..=10).contains(number))
+        .filter(|number| (1..=11).contains(number))
         .collect();
     if selected.is_empty() {
-        selected = (1..=10).collect();
+        selected = (1..=11).collect();
     }
 
     let root = scratch_root();
@@ -105,7 +107,7 @@ fn main() {
                 report
             })
         });
-        for scenario in [4, 2, 1, 3, 5, 7, 8, 9, 10] {
+        for scenario in [4, 2, 1, 3, 5, 7, 8, 9, 10, 11] {
             if !selected.contains(&scenario) {
                 continue;
             }
@@ -118,8 +120,9 @@ fn main() {
                 5 => fleet::scenario_5(&bench, &mut report).await,
                 7 => cloud_download::scenario_7(&bench, &mut report).await,
                 8 => multipart::scenario_8(&bench, &mut report).await,
-                9 => wake::scenario_7(&bench, &mut report).await,
-                10 => wake::scenario_8(&bench, &mut report).await,
+                9 => wake::scenario_9(&bench, &mut report).await,
+                10 => wake::scenario_10(&bench, &mut report).await,
+                11 => accounts::scenario_11(&bench, &mut report).await,
                 _ => unreachable!(),
             }
             eprintln!(

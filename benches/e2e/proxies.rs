@@ -28,6 +28,10 @@ pub enum Policy {
     /// Forward at most `rate` requests per second (bursts of `burst`); answer the rest with
     /// HTTP 400 `{"__type":"ThrottlingException"}` as the CodePipeline API does.
     Throttle { rate: f64, burst: f64 },
+    /// Like `Throttle`, but for CodePipeline job-API requests only and with one bucket per
+    /// region the request is signed for (the job API throttles per account and region; each
+    /// source of scenario 9 is in its own region). Everything else is forwarded at once.
+    ThrottlePerRegion { rate: f64, burst: f64 },
 }
 
 /// Counters kept by the HTTP proxy.
@@ -44,6 +48,8 @@ struct ProxyState {
     policy: Policy,
     client: reqwest::Client,
     bucket: Mutex<TokenBucket>,
+    /// `ThrottlePerRegion`'s buckets, by region.
+    region_buckets: Mutex<BTreeMap<String, TokenBucket>>,
     counts: Arc<ProxyCounts>,
 }
 
@@ -93,7 +99,9 @@ impl TokenBucket {
 
 pub async fn http_proxy(upstream: &str, policy: Policy) -> Served<ProxyCounts> {
     let (rate, burst) = match policy {
-        Policy::Throttle { rate, burst } => (rate, burst),
+        Policy::Throttle { rate, burst } | Policy::ThrottlePerRegion { rate, burst } => {
+            (rate, burst)
+        }
         Policy::Delay(_) => (1.0, 1.0),
     };
     let counts = Arc::new(ProxyCounts::default());
@@ -106,6 +114,7 @@ pub async fn http_proxy(upstream: &str, policy: Policy) -> Served<ProxyCounts> {
             .build()
             .expect("proxy client"),
         bucket: Mutex::new(TokenBucket::new(rate, burst)),
+        region_buckets: Mutex::new(BTreeMap::new()),
         counts: counts.clone(),
     });
     let router = axum::Router::new().fallback(forward).with_state(state);
@@ -117,6 +126,14 @@ pub async fn http_proxy(upstream: &str, policy: Policy) -> Served<ProxyCounts> {
     Served { url, counts, task }
 }
 
+/// The region of a SigV4 `Authorization` header's credential scope
+/// (`Credential=AKID/DATE/REGION/SERVICE/aws4_request`).
+fn signed_region(request: &Request) -> Option<String> {
+    let authorization = request.headers().get("authorization")?.to_str().ok()?;
+    let scope = authorization.split("Credential=").nth(1)?;
+    scope.split('/').nth(2).map(str::to_owned)
+}
+
 async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Response {
     let operation = request
         .headers()
@@ -125,10 +142,31 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .map(|target| target.rsplit('.').next().unwrap_or(target).to_owned())
         .unwrap_or_else(|| request.method().to_string());
     state.counts.requests.fetch_add(1, Ordering::Relaxed);
+    let region_bucket = match state.policy {
+        Policy::ThrottlePerRegion { rate, burst } => signed_region(&request)
+            .filter(|_| {
+                request
+                    .headers()
+                    .get("x-amz-target")
+                    .is_some_and(|target| target.as_bytes().starts_with(b"CodePipeline_"))
+            })
+            .map(|region| (region, rate, burst)),
+        _ => None,
+    };
     match state.policy {
         Policy::Delay(delay) => tokio::time::sleep(delay).await,
-        Policy::Throttle { .. } => {
-            let admitted = state.bucket.lock().expect("bucket").try_take();
+        Policy::ThrottlePerRegion { .. } if region_bucket.is_none() => {}
+        Policy::Throttle { .. } | Policy::ThrottlePerRegion { .. } => {
+            let admitted = match region_bucket {
+                Some((region, rate, burst)) => state
+                    .region_buckets
+                    .lock()
+                    .expect("buckets")
+                    .entry(region)
+                    .or_insert_with(|| TokenBucket::new(rate, burst))
+                    .try_take(),
+                None => state.bucket.lock().expect("bucket").try_take(),
+            };
             if !admitted {
                 state.counts.throttled.fetch_add(1, Ordering::Relaxed);
                 state

@@ -1,4 +1,4 @@
-//! Scenarios 7 and 8 (issue 14, one fleet for many accounts): one worker serving two sources —
+//! Scenarios 9 and 10 (issue 14, one fleet for many accounts): one worker serving two sources —
 //! the sandbox's own account in eu-west-1 and a member account in us-east-1 reached through
 //! STS `AssumeRole` — with the SQS wake-up queue.
 //!
@@ -106,7 +106,7 @@ async fn pickup(sandbox: Sandbox, job_id: String, queued: Instant) -> Option<f64
     None
 }
 
-pub async fn scenario_7(bench: &Bench, report: &mut Report) {
+pub async fn scenario_9(bench: &Bench, report: &mut Report) {
     let (settle, window) = if bench.quick { (10, 20) } else { (70, 120) };
     let jobs = if bench.quick { 6 } else { 24 };
     eprintln!(
@@ -144,7 +144,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
     );
     let worst = ours_rates.0.max(ours_rates.1);
     report.row(
-        "7",
+        "9",
         &format!("idle, wake queue, 2 sources: job-API requests per source per minute ({window} s after {settle} s)"),
         format!("{:.1} own, {:.1} member", ours_rates.0, ours_rates.1),
         format!(
@@ -212,7 +212,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
         percentile(&latencies[1], 95.0),
     );
     report.row(
-        "7",
+        "9",
         &format!(
             "pickup latency with the wake queue, {jobs} jobs over 2 sources, gaps 0.5–3 s: median"
         ),
@@ -223,7 +223,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
         Verdict::from(median <= 0.3),
     );
     report.row(
-        "7",
+        "9",
         "pickup latency with the wake queue: p95",
         format!("{p95:.3} s"),
         format!("{plain_p95:.3} s without a queue"),
@@ -232,7 +232,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
         Verdict::from(p95 <= 1.0),
     );
     report.row(
-        "7",
+        "9",
         "pickup latency of the first job of each source (worker fully idle)",
         first[0]
             .iter()
@@ -251,7 +251,7 @@ pub async fn scenario_7(bench: &Bench, report: &mut Report) {
     );
 }
 
-pub async fn scenario_8(bench: &Bench, report: &mut Report) {
+pub async fn scenario_10(bench: &Bench, report: &mut Report) {
     let (a_jobs, b_jobs) = if bench.quick { (40, 5) } else { (200, 5) };
     eprintln!("[8] fairness: source A queues {a_jobs} jobs, then source B {b_jobs}");
     let (stage, role) = fleet_stage().await;
@@ -320,7 +320,7 @@ pub async fn scenario_8(bench: &Bench, report: &mut Report) {
     waits.sort_by(f64::total_cmp);
     let median = percentile(&waits, 50.0);
     report.row(
-        "8",
+        "10",
         &format!("fairness: A queues {a_jobs}, then B {b_jobs}: B's median pickup"),
         format!(
             "{median:.3} s (max {:.3} s)",
@@ -332,7 +332,7 @@ pub async fn scenario_8(bench: &Bench, report: &mut Report) {
         Verdict::from(median <= 2.0 * job_duration),
     );
     report.row(
-        "8",
+        "10",
         "fairness: every job of A and B acknowledged once, one result",
         (if once { "yes" } else { "NO" }).to_owned(),
         "—".into(),

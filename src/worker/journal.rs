@@ -3,7 +3,8 @@
 //! action timeout.
 //!
 //! Format: one JSON file per job, `{state-dir}/jobs/{job id}.json`, holding
-//! [`JournalEntry`] — ids and names only, never configuration or credentials. An entry is
+//! [`JournalEntry`] — ids and names only (including the name of the source the job came from, so
+//! its result goes back to that account's job API), never configuration or credentials. An entry is
 //! written (temporary file, fsync, rename, fsync of the directory) right after `AcknowledgeJob`
 //! succeeds and removed once a result call has been accepted (or CodePipeline says the job has
 //! already ended). Guarantees: every job this worker acknowledged and did not answer is in the

@@ -272,6 +272,24 @@ async fn a_source_whose_role_cannot_be_assumed_is_unhealthy_the_others_work_and_
         health.contains("source 222233334444/us-east-1: ok")
     })
     .await;
+
+    // The member account deletes the action type: that source is unhealthy, the other is not.
+    fleet.sandbox().set_action_type_missing(
+        MEMBER,
+        MEMBER_REGION,
+        &pipeline_publisher::sandbox::ActionTypeId::default(),
+        true,
+    );
+    eventually("the missing action type shows in /healthz", async || {
+        let (status, health) = get(&format!("http://{address}/healthz")).await;
+        status == 200
+            && health.contains("source eu-west-1: ok")
+            && health.lines().any(|line| {
+                line.starts_with("source 222233334444/us-east-1: unhealthy")
+                    && line.contains("ActionTypeNotFound")
+            })
+    })
+    .await;
     stop(child).await;
 }
 
@@ -411,5 +429,76 @@ async fn malformed_sources_are_usage_errors_naming_the_entry_and_the_field() {
     assert!(
         stderr.contains("sources[1]") && stderr.contains("field `external-id`"),
         "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn check_walks_every_source_and_names_the_one_that_fails() {
+    let fleet = fleet().await;
+    let (key, secret) = fleet.sandbox().worker_credentials();
+    let check = |extra: Vec<String>| {
+        let command = support::command(
+            fleet.home.path(),
+            &[
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ACCESS_KEY_ID", &key),
+                ("AWS_SECRET_ACCESS_KEY", &secret),
+                ("AWS_ENDPOINT_URL", &fleet.sandbox.endpoint_url),
+            ],
+        );
+        let mut args = vec![
+            "check".to_owned(),
+            "--source".to_owned(),
+            "region=eu-west-1".to_owned(),
+            "--source".to_owned(),
+            fleet.member_source(),
+        ];
+        args.extend(extra);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::run(command, &args).await
+        }
+    };
+
+    let output = check(Vec::new()).await;
+    let text = support::stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    for line in [
+        "✔ AWS identity: [eu-west-1] ",
+        "✔ AWS identity: [222233334444/us-east-1] arn:aws:sts::222233334444:assumed-role/pipeline-publisher-poller/",
+        "✔ action type: [222233334444/us-east-1] ",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(line)), "{line}:\n{text}");
+    }
+
+    fleet.sandbox().fail_assume_role(&fleet.role, true);
+    let output = check(Vec::new()).await;
+    let text = support::stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("✘ AWS identity: [222233334444/us-east-1] ")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("✔ AWS identity: [eu-west-1] ")),
+        "the other source still passes:\n{text}"
+    );
+
+    fleet.sandbox().fail_assume_role(&fleet.role, false);
+    fleet.sandbox().set_action_type_missing(
+        MEMBER,
+        MEMBER_REGION,
+        &pipeline_publisher::sandbox::ActionTypeId::default(),
+        true,
+    );
+    let output = check(Vec::new()).await;
+    let text = support::stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("✘ action type: [222233334444/us-east-1] ")),
+        "{text}"
     );
 }
