@@ -1,15 +1,19 @@
 //! At trace level, the passwordless modes leave no secret behind: no signed STS header, no web
-//! identity token, no secret's content and no minted token in any log line or result message.
+//! identity token, no secret's content and no minted token in any log line, result message or
+//! file the worker writes (its work directory, the receipts in the output artifacts, the
+//! properties and build info it stores in the registry). The worker starts no processes, so no
+//! process argument can carry one either.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_USER};
-use pipeline_publisher::sandbox::JobResult;
+use pipeline_publisher::publish::PublisherSettings;
+use pipeline_publisher::sandbox::{ArtifactSpec, JobResult, JobSpec, SandboxConfig};
 use pipeline_publisher::telemetry::{self, LogFormat};
 
 use crate::passwordless::{
-    allowing, artifact, environment, map_worker_role, queue, v2_configuration,
+    allowing, artifact, environment, map_worker_role, v2_configuration,
 };
 use crate::passwordless_secrets::configure_oidc;
 
@@ -63,19 +67,30 @@ async fn capture_and_check() {
         "ssm:/pipeline-publisher/acme",
         "secretsmanager:pipeline-publisher/broken",
     ];
+    let bucket = SandboxConfig::default().artifact_bucket;
     let jobs: Vec<String> = modes
         .iter()
         .enumerate()
         .map(|(index, mode)| {
-            queue(
-                &environment,
-                "2",
-                v2_configuration(&host, mode),
-                vec![artifact(&environment, &format!("{index}.img"))],
-            )
+            let mut spec = JobSpec::new("nestbox-firmware");
+            spec.action_type.version = "2".to_owned();
+            spec.configuration = v2_configuration(&host, mode);
+            spec.input_artifacts = vec![artifact(&environment, &format!("{index}.img"))];
+            spec.output_artifacts = vec![ArtifactSpec::new(
+                "PublishReceipt",
+                &bucket,
+                &format!("receipts/{index}"),
+            )];
+            environment.sandbox.sandbox.queue_job(spec)
         })
         .collect();
-    let publisher = environment.publisher(allowing(&[host.as_str()])).unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let publisher = environment
+        .publisher(PublisherSettings {
+            work_dir: Some(work_dir.path().to_owned()),
+            ..allowing(&[host.as_str()])
+        })
+        .unwrap();
     let report = environment
         .run_worker(publisher, jobs.len() as u64)
         .await
@@ -109,6 +124,34 @@ async fn capture_and_check() {
             ));
         }
     }
+    // Every job directory is gone; what is left are the receipts and the registry's records.
+    assert_eq!(std::fs::read_dir(work_dir.path()).unwrap().count(), 0);
+    let mut written = String::new();
+    for index in 0..jobs.len() {
+        if let Some(receipt) = environment
+            .sandbox
+            .sandbox
+            .object(&bucket, &format!("receipts/{index}"))
+        {
+            let mut zip =
+                zip::ZipArchive::new(std::fs::File::open(&receipt.content_path).unwrap()).unwrap();
+            for entry in 0..zip.len() {
+                std::io::Read::read_to_string(&mut zip.by_index(entry).unwrap(), &mut written)
+                    .unwrap();
+            }
+        }
+    }
+    assert!(
+        written.contains("sha256"),
+        "the succeeded jobs wrote their receipts"
+    );
+    for artifact in environment
+        .registry
+        .registry
+        .artifacts(pipeline_publisher::demo::DEMO_REPO) {
+        written.push_str(&format!("{:?}\n", artifact.properties));
+    }
+    texts.push(("the files the worker wrote".to_owned(), written));
     assert!(
         texts[0].1.contains("TRACE"),
         "the capture ran at trace level"
