@@ -7,7 +7,8 @@
 //! build (firmware + npm + Debian + Python, published by its file spec), and one with a broken
 //! configuration, lets the real worker process them, and prints what landed where: a short
 //! summary (`short_report`), or everything with `--verbose` (`full_report`); `--serve` keeps
-//! the stand-ins up for a browser (`serve`). The jobs themselves are in `scenario`.
+//! the stand-ins up for a browser (`serve`). The jobs themselves are in `scenario`; `fleet`
+//! then runs one worker on two accounts and shows jobs picked up by the wake-up queue.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,6 +19,7 @@ use anyhow::Context;
 use aws_credential_types::Credentials;
 
 pub mod camera_agent;
+pub mod fleet;
 mod full_report;
 pub mod scenario;
 pub mod serve;
@@ -223,6 +225,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     } else {
         print!("{}", short_report::render(&environment, &outcome)?);
     }
+    print!("{}", fleet::render(&fleet::run(&environment).await?));
     if args.serve {
         serve::serve_until_signal(environment).await;
     } else {

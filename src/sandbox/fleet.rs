@@ -83,6 +83,34 @@ pub(crate) struct FleetState {
     pub(crate) sqs_fault: Option<(SqsFault, Option<u32>)>,
     /// ReceiveMessage calls waiting for a message right now.
     pub(crate) receivers_waiting: usize,
+    /// Woken whenever PollForJobs hands out a job.
+    pub(crate) job_dispatched: Arc<Notify>,
+    /// Job-API rate limits by account (CodePipeline throttles per account and region).
+    pub(crate) rate_limits: HashMap<String, TokenBucket>,
+}
+
+/// A token bucket: `rate` calls per second on average, bursts of up to `burst`.
+#[derive(Clone, Debug)]
+pub(crate) struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled_at: tokio::time::Instant,
+}
+
+impl TokenBucket {
+    /// Takes one token; false (the call is throttled) when none is left.
+    pub(crate) fn take(&mut self, now: tokio::time::Instant) -> bool {
+        let elapsed = now.duration_since(self.refilled_at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled_at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// Who signed a job-API request: the account of its credentials and the region it was
@@ -225,6 +253,50 @@ impl Sandbox {
     /// SQS answers normally again.
     pub fn clear_sqs_fault(&self) {
         self.inner.state().fleet.sqs_fault = None;
+    }
+
+    /// Limits the job API for credentials of `account_id` to `requests_per_second` on average
+    /// with bursts of `burst` (at least 1); calls beyond it answer 400 ThrottlingException
+    /// "Rate exceeded". A rate of 0 or less removes the limit.
+    pub fn limit_job_api_rate(&self, account_id: &str, requests_per_second: f64, burst: u32) {
+        let mut state = self.inner.state();
+        if requests_per_second <= 0.0 {
+            state.fleet.rate_limits.remove(account_id);
+            return;
+        }
+        let burst = f64::from(burst.max(1));
+        state.fleet.rate_limits.insert(
+            account_id.to_owned(),
+            TokenBucket {
+                rate: requests_per_second,
+                burst,
+                tokens: burst,
+                refilled_at: tokio::time::Instant::now(),
+            },
+        );
+    }
+
+    /// Waits until PollForJobs has handed out job `job_id` (it is no longer queued), or
+    /// `timeout` passes (then false): the moment a worker picked the job up.
+    pub async fn wait_until_dispatched(&self, job_id: &str, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let dispatched = Arc::clone(&self.inner.state().fleet.job_dispatched);
+        loop {
+            let notified = dispatched.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let picked_up = self
+                .inner
+                .state()
+                .job(job_id)
+                .is_some_and(|job| job.status != super::JobStatus::Queued);
+            if picked_up {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Ends every long poll in flight (they answer with what they have), for shutdown.

@@ -99,6 +99,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
     let caller = authenticated.as_ref().ok().cloned();
     let result = authenticated
         .and_then(|caller| take_throttle(&sandbox).map(|()| caller))
+        .and_then(|caller| take_rate_limit(&sandbox, &caller).map(|()| caller))
         .and_then(|caller| {
             super::list_action_types::dispatch(&sandbox, &caller, &operation, &body)
         });
@@ -228,6 +229,21 @@ fn take_throttle(sandbox: &Sandbox) -> Result<(), ApiError> {
         return Err(ApiError::new("ThrottlingException", "Rate exceeded"));
     }
     Ok(())
+}
+
+/// Answers ThrottlingException when the caller's account is over its rate limit.
+fn take_rate_limit(sandbox: &Sandbox, caller: &Caller) -> Result<(), ApiError> {
+    let mut state = sandbox.inner.state();
+    let allowed = state
+        .fleet
+        .rate_limits
+        .get_mut(&caller.account_id)
+        .is_none_or(|bucket| bucket.take(tokio::time::Instant::now()));
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new("ThrottlingException", "Rate exceeded"))
+    }
 }
 
 impl Sandbox {

@@ -168,6 +168,11 @@ fn poll_for_jobs(
             job.nonce = Some(nonce);
         }
     }
+    if !handed_out.is_empty() {
+        let dispatched = std::sync::Arc::clone(&state.fleet.job_dispatched);
+        drop(state);
+        dispatched.notify_waiters();
+    }
     Ok(json!({ "jobs": handed_out }))
 }
 

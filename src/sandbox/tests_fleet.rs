@@ -565,3 +565,77 @@ async fn a_member_accounts_action_type_can_be_missing() {
     assert_eq!(code(&error), "AccessDenied");
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn wait_until_dispatched_returns_when_a_poll_hands_the_job_out() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sandbox = running.sandbox.clone();
+    let job_id = sandbox.queue_job(JobSpec::new("p"));
+    assert!(
+        !sandbox
+            .wait_until_dispatched(&job_id, Duration::from_millis(20))
+            .await
+    );
+    let client = CodePipeline::new(&worker_config(&running, "eu-west-1").await);
+    let waiter = tokio::spawn({
+        let sandbox = sandbox.clone();
+        let job_id = job_id.clone();
+        async move {
+            sandbox
+                .wait_until_dispatched(&job_id, Duration::from_secs(10))
+                .await
+        }
+    });
+    assert_eq!(poll(&client, 1).await[0].0, job_id);
+    assert!(waiter.await.unwrap());
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_job_api_can_be_rate_limited_per_account() {
+    let running = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let sandbox = &running.sandbox;
+    let role_arn = sandbox.add_member_account(MEMBER, ROLE, Some(EXTERNAL_ID));
+    let credentials = assume(&running, &role_arn, Some(EXTERNAL_ID), None)
+        .await
+        .unwrap();
+    let member = member_client(&running, "eu-west-1", &credentials).await;
+    let own = CodePipeline::new(&worker_config(&running, "eu-west-1").await);
+    // A very slow refill: the burst of 2 is all this test can use.
+    sandbox.limit_job_api_rate(MEMBER, 0.001, 2);
+    let mut outcomes = Vec::new();
+    for _ in 0..3 {
+        let result = member
+            .poll_for_jobs()
+            .action_type_id(action_type())
+            .send()
+            .await;
+        outcomes.push(
+            result
+                .map_err(|error| code(&error))
+                .map(|_| "ok".to_owned()),
+        );
+    }
+    assert_eq!(
+        outcomes,
+        [
+            Ok("ok".to_owned()),
+            Ok("ok".to_owned()),
+            Err("ThrottlingException".to_owned())
+        ]
+    );
+    // Another account is not limited.
+    for _ in 0..3 {
+        assert!(poll(&own, 1).await.is_empty());
+    }
+    sandbox.limit_job_api_rate(MEMBER, 0.0, 0);
+    assert!(
+        member
+            .poll_for_jobs()
+            .action_type_id(action_type())
+            .send()
+            .await
+            .is_ok()
+    );
+    running.shutdown().await;
+}

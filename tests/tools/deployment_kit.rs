@@ -2363,3 +2363,8 @@ fn dockerfile_is_multi_stage_pinned_and_runs_as_non_root() {
     }
     assert_no_problems(&problems, &format!("the {DOCKERFILE} lost its shape"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Many accounts and regions: member-account.yaml and the fleet's wake-up queue
+
+mod fleet;
