@@ -549,8 +549,9 @@ async fn a_capped_registry_link_paces_each_connection() {
         .await
         .unwrap();
     let elapsed = started.elapsed();
-    // 1 MiB at 4 MiB/s: a quarter of a second at least, whatever the machine.
-    assert!(elapsed >= Duration::from_millis(240), "{elapsed:?}");
+    // 1 MiB at 4 MiB/s takes 250 ms; a slow machine only adds to it. The margin is the
+    // buckets' burst credit and the timers' granularity, so only a cap that does not hold fails.
+    assert!(elapsed >= Duration::from_millis(200), "{elapsed:?}");
 }
 
 #[tokio::test]
