@@ -150,12 +150,12 @@ async fn queue_and_measure(
     let mut jobs = Vec::new();
     for (label, account, revision) in [
         (
-            "Job 4",
+            "Job 5",
             MEMBER_ACCOUNT,
             "5d2e8f1a3c4b6d7e9f0a1b2c3d4e5f6a7b8c9d0e",
         ),
         (
-            "Job 5",
+            "Job 6",
             own_account,
             "7a9c1e3f5b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a",
         ),
@@ -213,23 +213,26 @@ async fn wait_until_idle_and_listening(
     }
 }
 
-/// The fleet part as printed: a header and one line per job.
+/// The fleet part as printed: one line per job, each saying which account it came from and
+/// how soon the queue woke the worker (whose idle polling is only a safety net).
 pub fn render(outcome: &FleetOutcome) -> String {
-    let mut out = format!(
-        "\nOne worker, two accounts ({} through AssumeRole), idle polling every {} s, \
-         woken by the SQS queue:\n",
-        MEMBER_ACCOUNT,
-        outcome.safety_net.as_secs()
-    );
+    let mut out = String::from("\n");
     for job in &outcome.jobs {
         let status = if job.succeeded { "Succeeded" } else { "Failed" };
+        let via = if job.account == MEMBER_ACCOUNT {
+            " through AssumeRole"
+        } else {
+            ""
+        };
         out.push_str(&format!(
-            "{}  {}  account {}  {}  picked up {:.2} s after it was queued\n",
+            "{}  {}  {}  account {}{via}: woken by SQS, picked up {:.2} s after queueing \
+             (idle polling every {} s)\n",
             job.label,
             job.pipeline_name,
-            job.account,
             status,
-            job.pickup.as_secs_f64()
+            job.account,
+            job.pickup.as_secs_f64(),
+            outcome.safety_net.as_secs()
         ));
     }
     out

@@ -88,7 +88,7 @@ pub fn print(environment: &LocalEnvironment, outcome: &DemoOutcome) -> anyhow::R
     }
     let tokens = environment.registry.registry.tokens();
     println!(
-        "\nRegistry tokens minted: {}, revoked: {} (the password was used only to mint them).",
+        "\nRegistry tokens minted: {}, revoked: {} (passwords, where a job had one, only minted them).",
         tokens.len(),
         tokens.iter().filter(|token| token.revoked).count()
     );

@@ -94,23 +94,17 @@ pub fn render(environment: &LocalEnvironment, outcome: &DemoOutcome) -> anyhow::
         .iter()
         .flat_map(|repo| environment.registry.registry.artifacts(repo))
         .collect();
-    line(
-        &mut out,
-        format_args!(
-            "Published files ({}/artifactory/)",
-            environment.registry.base_url
-        ),
-    );
-    files_table(&mut out, &artifacts);
     let tokens = environment.registry.registry.tokens();
     line(
         &mut out,
         format_args!(
-            "Registry tokens: {} minted, {} revoked; the password was used only to mint them.",
+            "Published files ({}/artifactory/) with {} short-lived registry tokens, {} revoked",
+            environment.registry.base_url,
             tokens.len(),
             tokens.iter().filter(|token| token.revoked).count()
         ),
     );
+    files_table(&mut out, &artifacts);
     Ok(out)
 }
 

@@ -87,6 +87,16 @@ async fn a_plain_demo_prints_one_screen_with_a_block_per_job_and_the_files_table
         "{fourth:?}"
     );
     assert!(fourth[0].contains("no password anywhere"), "{fourth:?}");
+    // One worker serving two accounts, each job woken by the SQS queue.
+    for (label, account) in [("Job 5 ", "222233334444"), ("Job 6 ", "111122223333")] {
+        let fleet_job = block(label);
+        assert!(
+            fleet_job[0].contains("Succeeded")
+                && fleet_job[0].contains(&format!("account {account}"))
+                && fleet_job[0].contains("woken by SQS"),
+            "{fleet_job:?}"
+        );
+    }
     assert_eq!(status_column(first[0]), status_column(fourth[0]));
     for (repo, path) in [
         (

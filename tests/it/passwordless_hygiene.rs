@@ -12,9 +12,7 @@ use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobResult, JobSpec, SandboxConfig};
 use pipeline_publisher::telemetry::{self, LogFormat};
 
-use crate::passwordless::{
-    allowing, artifact, environment, map_worker_role, v2_configuration,
-};
+use crate::passwordless::{allowing, artifact, environment, map_worker_role, v2_configuration};
 use crate::passwordless_secrets::configure_oidc;
 
 #[derive(Clone, Default)]
@@ -148,7 +146,8 @@ async fn capture_and_check() {
     for artifact in environment
         .registry
         .registry
-        .artifacts(pipeline_publisher::demo::DEMO_REPO) {
+        .artifacts(pipeline_publisher::demo::DEMO_REPO)
+    {
         written.push_str(&format!("{:?}\n", artifact.properties));
     }
     texts.push(("the files the worker wrote".to_owned(), written));
