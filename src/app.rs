@@ -14,7 +14,7 @@ use crate::health::HealthState;
 use crate::mock_registry::{MockRegistry, MockRegistryConfig};
 use crate::pipeline::ActionTypeId;
 use crate::pipeline::aws::AwsJobApi;
-use crate::pipeline::sources::{SourceAccess, source_config};
+use crate::pipeline::sources::source_config;
 use crate::pipeline::wake::SqsWakeQueue;
 use crate::publish::{Publisher, PublisherSettings};
 use crate::worker::journal::Journal;
@@ -50,24 +50,8 @@ async fn source_apis(
 ) -> anyhow::Result<Vec<worker::Source<AwsJobApi>>> {
     let mut apis = Vec::with_capacity(sources.len());
     for source in sources {
-        let config = source_config(
-            sdk_config,
-            &SourceAccess {
-                region: &source.region,
-                role: source.role.as_deref(),
-                external_id: source.external_id.as_deref(),
-                session_name: "pipeline-publisher",
-            },
-        )
-        .await;
-        let versions: Vec<ActionTypeId> = source
-            .versions
-            .iter()
-            .map(|version| ActionTypeId {
-                version: version.clone(),
-                ..action_type.clone()
-            })
-            .collect();
+        let config = source_config(sdk_config, &source.access("pipeline-publisher")).await;
+        let versions = source.action_types(action_type);
         let api = AwsJobApi::for_versions(&config, &versions)
             .with_context(|| format!("the action type {action_type} is not valid"))?;
         tracing::info!(

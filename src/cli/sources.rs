@@ -102,6 +102,35 @@ pub struct Source {
     pub versions: Vec<String>,
 }
 
+impl Source {
+    /// How to reach the source, with `session_name` for the role session (CloudTrail shows it).
+    pub fn access<'a>(
+        &'a self,
+        session_name: &'a str,
+    ) -> crate::pipeline::sources::SourceAccess<'a> {
+        crate::pipeline::sources::SourceAccess {
+            region: &self.region,
+            role: self.role.as_deref(),
+            external_id: self.external_id.as_deref(),
+            session_name,
+        }
+    }
+
+    /// `action_type` in each version this source serves.
+    pub fn action_types(
+        &self,
+        action_type: &crate::pipeline::ActionTypeId,
+    ) -> Vec<crate::pipeline::ActionTypeId> {
+        self.versions
+            .iter()
+            .map(|version| crate::pipeline::ActionTypeId {
+                version: version.clone(),
+                ..action_type.clone()
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for Source {
     // The external ID is not a secret, but it is one half of the trust: kept out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

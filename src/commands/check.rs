@@ -19,7 +19,7 @@ use crate::commands::checklist::Checklist;
 use crate::commands::settings::Settings;
 use crate::error::inline_chain;
 use crate::pipeline::ActionTypeId;
-use crate::pipeline::sources::{SourceAccess, source_config};
+use crate::pipeline::sources::source_config;
 
 /// Runs every check, prints the checklist; exit code 0 when nothing failed, else 1.
 pub async fn run(args: CheckArgs) -> anyhow::Result<u8> {
@@ -54,24 +54,8 @@ async fn source_checks(
     action_type: &ActionTypeId,
     checklist: &mut Checklist,
 ) {
-    let config = source_config(
-        sdk_config,
-        &SourceAccess {
-            region: &source.region,
-            role: source.role.as_deref(),
-            external_id: source.external_id.as_deref(),
-            session_name: "pipeline-publisher-check",
-        },
-    )
-    .await;
-    let versions: Vec<ActionTypeId> = source
-        .versions
-        .iter()
-        .map(|version| ActionTypeId {
-            version: version.clone(),
-            ..action_type.clone()
-        })
-        .collect();
+    let config = source_config(sdk_config, &source.access("pipeline-publisher-check")).await;
+    let versions = source.action_types(action_type);
     let prefix = format!("[{}] ", source.name);
     checks(&config, &versions, &prefix, checklist).await;
 }

@@ -431,6 +431,9 @@ pub(super) async fn put_part(
         return storage_error(StatusCode::FORBIDDEN, "AccessDenied", "Request has expired");
     }
     if lock(&state.faults).reject_part == Some(part) {
+        // Read the part first, as a store that checks what it received does: an answer sent
+        // before the body is read can reach the client as a reset connection instead.
+        let _ = axum::body::to_bytes(body, usize::MAX).await;
         return storage_error(
             StatusCode::BAD_REQUEST,
             "InvalidPart",
