@@ -128,13 +128,20 @@ pub async fn run<Q: WakeQueue>(
             }
             up = true;
         }
-        for message in messages {
+        // Every source named in this batch is woken before any message is deleted, and once:
+        // a backlog of one source's events must not hold up another's wake-up behind a
+        // round trip per message.
+        let mut woken = Vec::new();
+        for message in &messages {
             let outcome = match parse_event(&message.body) {
                 WakeEventKind::Started(started) => match matcher.find(&started) {
                     Ok(index) => {
                         debug!(pipeline = %started.pipeline, account = %started.account, region = %started.region, "a job was queued; waking its source");
-                        if events.send(WakeEvent::Source(index)).await.is_err() {
-                            return;
+                        if !woken.contains(&index) {
+                            woken.push(index);
+                            if events.send(WakeEvent::Source(index)).await.is_err() {
+                                return;
+                            }
                         }
                         WakeOutcome::Woke
                     }
@@ -152,7 +159,12 @@ pub async fn run<Q: WakeQueue>(
                 }
             };
             metrics.wake_message(outcome);
-            if let Err(error) = queue.delete(&message.receipt_handle).await {
+        }
+        let deletes = messages
+            .iter()
+            .map(|message| queue.delete(&message.receipt_handle));
+        for result in futures::future::join_all(deletes).await {
+            if let Err(error) = result {
                 // It comes back after its visibility timeout; waking a source twice is harmless.
                 warn!(%error, "could not delete a wake-up message");
             }
@@ -330,6 +342,47 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}:\n{text}");
         }
+        drop(receiver);
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_of_one_source_wakes_it_once_and_the_other_source_in_the_same_batch() {
+        let mut batch: Vec<QueueMessage> = (0..9)
+            .map(|index| message(&format!("a{index}"), &event_body("222233334444")))
+            .collect();
+        batch.push(message("b0", &event_body("111122223333")));
+        let queue = Arc::new(ScriptedQueue {
+            script: Mutex::new(VecDeque::from([Ok(batch)])),
+            deleted: Mutex::new(Vec::new()),
+        });
+        let (sender, mut receiver) = mpsc::channel(16);
+        let task = tokio::spawn(run(
+            queue.clone(),
+            matcher(),
+            Arc::new(Metrics::new()),
+            sender,
+        ));
+        let events = [
+            receiver.recv().await.unwrap(),
+            receiver.recv().await.unwrap(),
+        ];
+        assert_eq!(events, [WakeEvent::Source(1), WakeEvent::Source(0)]);
+        for _ in 0..100 {
+            if queue.deleted.lock().unwrap().len() == 10 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            queue.deleted.lock().unwrap().len(),
+            10,
+            "every message deleted"
+        );
+        assert!(
+            receiver.try_recv().is_err(),
+            "no second wake-up for the backlogged source"
+        );
         drop(receiver);
         task.abort();
     }
