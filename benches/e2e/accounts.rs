@@ -32,7 +32,7 @@ pub async fn scenario_11(bench: &Bench, report: &mut Report) {
         .unwrap_or(30.0);
     let burst = (rate / 5.0).max(1.0);
     eprintln!(
-        "[9] {WORKERS} workers × {} sources × {per_source} jobs, job API ≤ {rate} req/s per account/region",
+        "[11] {WORKERS} workers × {} sources × {per_source} jobs, job API ≤ {rate} req/s per account/region",
         SOURCES.len()
     );
     let stage = Stage::start(SandboxConfig {

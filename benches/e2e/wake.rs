@@ -110,7 +110,7 @@ pub async fn scenario_9(bench: &Bench, report: &mut Report) {
     let (settle, window) = if bench.quick { (10, 20) } else { (70, 120) };
     let jobs = if bench.quick { 6 } else { 24 };
     eprintln!(
-        "[7] wake-up queue, 2 sources: idle requests over {window} s after {settle} s, then pickup of {jobs} jobs"
+        "[9] wake-up queue, 2 sources: idle requests over {window} s after {settle} s, then pickup of {jobs} jobs"
     );
     let (ours, ours_role) = fleet_stage().await;
     let (plain, plain_role) = fleet_stage().await;
@@ -253,7 +253,7 @@ pub async fn scenario_9(bench: &Bench, report: &mut Report) {
 
 pub async fn scenario_10(bench: &Bench, report: &mut Report) {
     let (a_jobs, b_jobs) = if bench.quick { (40, 5) } else { (200, 5) };
-    eprintln!("[8] fairness: source A queues {a_jobs} jobs, then source B {b_jobs}");
+    eprintln!("[10] fairness: source A queues {a_jobs} jobs, then source B {b_jobs}");
     let (stage, role) = fleet_stage().await;
     let queue = stage
         .sandbox
