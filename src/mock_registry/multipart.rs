@@ -474,8 +474,22 @@ pub(super) async fn put_part(
             _ => return no_such_upload(),
         }
     };
-    tokio::spawn(advance_hash(shared.clone(), token, hash, file));
+    tokio::spawn(async move {
+        if let Err(error) = advance_hash(shared, token, hash, file).await {
+            // The upload's sha1 then never completes and `complete` is refused; say why here.
+            tracing::warn!(%error, "mock registry: cannot hash a multipart upload");
+        }
+    });
     StatusCode::OK.into_response()
+}
+
+/// Why the mock could not hash the parts it stored.
+#[derive(Debug, thiserror::Error)]
+enum PartHashError {
+    #[error("cannot read the stored parts")]
+    Unreadable(#[source] std::io::Error),
+    #[error("part {0} is shorter than announced")]
+    Short(u32),
 }
 
 /// Hashes every part that follows the frontier without a gap.
@@ -484,7 +498,7 @@ async fn advance_hash(
     token: String,
     hash: Arc<tokio::sync::Mutex<HashFrontier>>,
     file: std::path::PathBuf,
-) -> Result<(), String> {
+) -> Result<(), PartHashError> {
     let mut frontier = hash.lock().await;
     let mut buffer = vec![0u8; 1 << 20];
     loop {
@@ -498,7 +512,7 @@ async fn advance_hash(
                 None => return Ok(()),
             }
         };
-        let unreadable = |error: std::io::Error| format!("Cannot read the parts: {error}");
+        let unreadable = PartHashError::Unreadable;
         let mut reader = tokio::fs::File::open(&file).await.map_err(unreadable)?;
         reader
             .seek(std::io::SeekFrom::Start(frontier.offset))
@@ -509,7 +523,7 @@ async fn advance_hash(
             let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
             let read = reader.read(&mut buffer[..want]).await.map_err(unreadable)?;
             if read == 0 {
-                return Err(format!("Part {} is shorter than announced", frontier.next));
+                return Err(PartHashError::Short(frontier.next));
             }
             if let Some(hasher) = frontier.hasher.as_mut() {
                 hasher
@@ -637,8 +651,12 @@ async fn assemble(
         }
     };
     set(Phase::Processing, 50, None);
-    if let Err(message) = advance_hash(shared.clone(), token.clone(), hash.clone(), file).await {
-        set(Phase::NonRetryableError, 0, Some(message));
+    if let Err(error) = advance_hash(shared.clone(), token.clone(), hash.clone(), file).await {
+        set(
+            Phase::NonRetryableError,
+            0,
+            Some(crate::error::inline_chain(&error)),
+        );
         return;
     }
     let Some(hasher) = hash.lock().await.hasher.take() else {
