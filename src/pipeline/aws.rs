@@ -19,14 +19,14 @@
 //!
 //! Sources. One [`AwsJobApi`] serves one source: a region, the credentials of its account (the
 //! worker's own, or a role assumed with STS, see [`crate::pipeline::sources`]) and one or more
-//! versions of the action type. With several versions, each poll asks them in turn, starting
-//! after the one that last handed out a job, and stops at the first that has jobs.
+//! versions of the action type. With several versions, which of them a poll asks is decided by
+//! [`crate::pipeline::versions`], so a poll costs one request unless no queue wakes the worker
+//! and the version with work has run dry.
 //!
 //! [`JOB_CALL`]: crate::retry::JOB_CALL
 //! [`POLL_FOR_JOBS`]: crate::retry::POLL_FOR_JOBS
 //! [`RESULT_CALL`]: crate::retry::RESULT_CALL
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 use aws_runtime::retries::classifiers::THROTTLING_ERRORS;
@@ -43,6 +43,7 @@ use crate::pipeline::job::{
     ActionConfiguration, ActionTypeId, Artifact, ArtifactCredentials, EncryptionKey, Job, JobData,
     PipelineContext,
 };
+use crate::pipeline::versions::{PollVersions, VersionRotation};
 use crate::retry::{JOB_CALL, POLL_FOR_JOBS, RESULT_CALL};
 use crate::secret::SecretString;
 
@@ -51,10 +52,9 @@ use crate::secret::SecretString;
 #[derive(Debug)]
 pub struct AwsJobApi {
     client: Client,
-    /// The versions polled, in turn.
+    /// The versions polled, in the order of `rotation`.
     action_types: Vec<sdk::ActionTypeId>,
-    /// Which of `action_types` the next poll asks first.
-    next_version: AtomicUsize,
+    rotation: VersionRotation,
     /// The client's region, recorded on each job for its artifact downloads.
     region: Option<String>,
     /// The client's retry policy with [`POLL_FOR_JOBS`]' attempts.
@@ -99,6 +99,12 @@ impl AwsJobApi {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let rotation = VersionRotation::new(
+            action_types
+                .iter()
+                .map(|action_type| action_type.version.clone())
+                .collect(),
+        );
         let retry = job_api_retry_config(sdk_config.retry_config());
         // Throttled retries are free; transport-error and 5xx retries keep the SDK's costs.
         let retry_quota = TokenBucket::builder().throttling_retry_cost(0).build();
@@ -119,7 +125,7 @@ impl AwsJobApi {
         Ok(Self {
             client: Client::from_conf(config),
             action_types,
-            next_version: AtomicUsize::new(0),
+            rotation,
             region: sdk_config.region().map(ToString::to_string),
             poll_retry: retry.clone().with_max_attempts(POLL_FOR_JOBS.attempts),
             result_retry: retry.with_max_attempts(1),
@@ -165,15 +171,17 @@ const _: () = assert!(
 );
 
 impl JobApi for AwsJobApi {
-    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
-        let count = self.action_types.len();
-        let first = self.next_version.load(Ordering::Relaxed) % count;
-        for offset in 0..count {
-            let version = (first + offset) % count;
+    async fn poll_for_jobs(
+        &self,
+        max_batch_size: usize,
+        versions: PollVersions<'_>,
+    ) -> Result<Vec<Job>, JobApiError> {
+        let now = tokio::time::Instant::now();
+        for version in self.rotation.plan(versions, now) {
+            // A failed poll says nothing about the version's work: the next one asks it again.
             let mut jobs = self.poll_version(version, max_batch_size).await?;
+            self.rotation.asked(version, !jobs.is_empty(), now);
             if !jobs.is_empty() {
-                // The next poll starts with the following version, so none starves another.
-                self.next_version.store(version + 1, Ordering::Relaxed);
                 for job in &mut jobs {
                     job.data.pipeline.source_region = self.region.clone();
                 }

@@ -8,6 +8,7 @@ use std::future::Future;
 
 use crate::pipeline::failure::{JobFailure, trim_to_chars};
 use crate::pipeline::job::{Job, JobData};
+use crate::pipeline::versions::PollVersions;
 
 /// The answer to `AcknowledgeJob`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +91,12 @@ impl JobApiError {
 
 /// The control plane a worker talks to.
 pub trait JobApi: Send + Sync + 'static {
-    /// Claims up to `max_batch_size` jobs of the worker's action type.
+    /// Claims up to `max_batch_size` jobs of the worker's action type, asking the `versions`
+    /// the loop chose (a source with one version ignores the choice).
     fn poll_for_jobs(
         &self,
         max_batch_size: usize,
+        versions: PollVersions<'_>,
     ) -> impl Future<Output = Result<Vec<Job>, JobApiError>> + Send;
 
     fn acknowledge_job(

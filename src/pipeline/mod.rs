@@ -10,8 +10,10 @@ pub mod job;
 pub mod paths;
 pub mod properties;
 pub mod sources;
+pub mod versions;
 pub mod wake;
 
 pub use control_plane::{Acknowledgement, JobApi, JobApiError, JobSuccess};
 pub use failure::{Classify, FailureType, JobFailure};
 pub use job::{ActionTypeId, Job, JobData};
+pub use versions::PollVersions;

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use crate::metrics::{JobApiOperation, Metrics};
-use crate::pipeline::{Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess};
+use crate::pipeline::{
+    Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess, PollVersions,
+};
 
 pub(crate) struct MeteredJobApi<A> {
     inner: Arc<A>,
@@ -35,8 +37,12 @@ impl<A> MeteredJobApi<A> {
 }
 
 impl<A: JobApi> JobApi for MeteredJobApi<A> {
-    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
-        let result = self.inner.poll_for_jobs(max_batch_size).await;
+    async fn poll_for_jobs(
+        &self,
+        max_batch_size: usize,
+        versions: PollVersions<'_>,
+    ) -> Result<Vec<Job>, JobApiError> {
+        let result = self.inner.poll_for_jobs(max_batch_size, versions).await;
         self.observe(JobApiOperation::PollForJobs, &result);
         match &result {
             Ok(_) => {

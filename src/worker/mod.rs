@@ -7,7 +7,8 @@
 //! One worker serves one or more [`Source`]s (an account and region each, with its own job
 //! API). Each source is paced on its own; free slots are shared among the sources that have
 //! work by [`shares`]; a wake-up queue ([`wake`]) makes a source due the moment a job is queued
-//! there. Every job is reported to the job API of the source it came from, also after a crash
+//! there. Which versions of the action type each poll asks is the loop's choice too
+//! ([`PollVersions`]), so that idle and busy polls cost one request each. Every job is reported to the job API of the source it came from, also after a crash
 //! (the journal names the source).
 //!
 //! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]): the loop only
@@ -32,7 +33,7 @@ use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
 use crate::metrics::Metrics;
-use crate::pipeline::{Classify, JobApi, JobApiError, JobSuccess};
+use crate::pipeline::{Classify, JobApi, JobApiError, JobSuccess, PollVersions};
 use heartbeat::Heartbeat;
 use job_task::JobHooks;
 pub use job_task::{BoxFuture, Claim, ClaimedJob, JobContext, JobDetailsSource, JobEnd, JobTally};
@@ -191,6 +192,20 @@ struct SourceState<A> {
     pacer: Pacer,
     next_poll: Instant,
     last_polled: Option<Instant>,
+    /// Versions a wake-up named that have not been asked since, oldest first.
+    woken: Vec<String>,
+}
+
+impl<A> SourceState<A> {
+    /// The versions the next poll asks: a woken one alone; with a queue that answers, one
+    /// (a queued job wakes its version anyway); without, every version.
+    fn poll_versions(&self, queue_up: bool) -> PollVersions<'_> {
+        match self.woken.first() {
+            Some(version) => PollVersions::Only(version),
+            None if queue_up => PollVersions::Next,
+            None => PollVersions::All,
+        }
+    }
 }
 
 /// Runs the worker on every source until `shutdown` resolves or `max_jobs` jobs have ended.
@@ -233,6 +248,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             pacer,
             next_poll: start,
             last_polled: None,
+            woken: Vec::new(),
         });
     }
     let sources_count = states.len();
@@ -241,6 +257,8 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         tasks.resume_journaled(journal);
     }
     let mut heartbeat = Heartbeat::new(settings.heartbeat_interval);
+    // The loop trusts a queue from the start (see `wait`).
+    let mut queue_up = wake.is_some();
     tokio::pin!(shutdown);
     info!(
         concurrency,
@@ -275,6 +293,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 &mut tasks,
                 None,
                 &mut wake,
+                &mut queue_up,
                 &mut states,
                 &settings,
                 &mut shutdown,
@@ -304,6 +323,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                     &mut tasks,
                     Some((until, false)),
                     &mut wake,
+                    &mut queue_up,
                     &mut states,
                     &settings,
                     &mut shutdown,
@@ -324,6 +344,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 &mut tasks,
                 Some((deadline, true)),
                 &mut wake,
+                &mut queue_up,
                 &mut states,
                 &settings,
                 &mut shutdown,
@@ -337,9 +358,12 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
 
         let state = &mut states[index];
         let polled = tokio::select! {
-            polled = state.api.poll_for_jobs(batch) => polled,
+            polled = state.api.poll_for_jobs(batch, state.poll_versions(queue_up)) => polled,
             () = &mut shutdown => break,
         };
+        if polled.is_ok() && !state.woken.is_empty() {
+            state.woken.remove(0);
+        }
         let result = match &polled {
             Ok(jobs) if !jobs.is_empty() => PollResult::Jobs,
             Ok(_) => PollResult::Empty,
@@ -348,7 +372,12 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         };
         let now = Instant::now();
         let delay = state.pacer.after_poll(now, result, tasks.in_flight(index));
-        state.next_poll = now + delay;
+        // Another version woken meanwhile is asked at once, not after the idle wait.
+        state.next_poll = if state.woken.is_empty() {
+            now + delay
+        } else {
+            now
+        };
         state.last_polled = Some(now);
         let source = state.name.clone();
         match polled {
@@ -388,6 +417,7 @@ async fn wait<A: JobApi, H: JobHandler>(
     tasks: &mut JobTasks<MeteredJobApi<A>, H>,
     deadline: Option<(Instant, bool)>,
     wake: &mut Option<mpsc::Receiver<WakeEvent>>,
+    queue_up: &mut bool,
     states: &mut [SourceState<A>],
     settings: &WorkerSettings,
     shutdown: &mut std::pin::Pin<&mut impl Future<Output = ()>>,
@@ -411,18 +441,23 @@ async fn wait<A: JobApi, H: JobHandler>(
     };
     let now = Instant::now();
     match event {
-        Some(WakeEvent::Source(index)) => {
-            if let Some(state) = states.get_mut(index) {
-                debug!(source = %state.name, "woken up: polling the source now");
+        Some(WakeEvent::Source { source, version }) => {
+            if let Some(state) = states.get_mut(source) {
+                debug!(source = %state.name, %version, "woken up: polling the source now");
+                if !state.woken.contains(&version) {
+                    state.woken.push(version);
+                }
                 state.next_poll = now;
             }
         }
         Some(WakeEvent::QueueUp) => {
+            *queue_up = true;
             for state in states.iter_mut() {
                 state.pacer.set_max_interval(settings.poll_max_interval);
             }
         }
         Some(WakeEvent::QueueDown) | None => {
+            *queue_up = false;
             if event.is_none() {
                 *wake = None;
             }

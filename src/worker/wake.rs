@@ -2,7 +2,8 @@
 //! ([`crate::pipeline::wake`]) and tells the loop which source to poll at once.
 //!
 //! For every message: a `STARTED` event of our action type (owner, category, provider, one of
-//! the source's versions) in the account and region of a source wakes that source; anything
+//! the source's versions) in the account and region of a source wakes that source, which then
+//! asks that version alone (one request, not one per version served); anything
 //! else — another state, another action type, not a CodePipeline event, an account/region no
 //! source serves — is counted (`pipeline_publisher_wake_messages_total{outcome}`) and deleted,
 //! never fatal. A message is deleted once the loop has been told.
@@ -26,10 +27,10 @@ use crate::pipeline::wake::{ActionStarted, WakeEventKind, WakeQueue, parse_event
 use crate::retry::Backoff;
 
 /// What the wake-up task tells the loop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WakeEvent {
-    /// Poll source `index` now.
-    Source(usize),
+    /// Poll `version` of the action type in source `source` (its index) now.
+    Source { source: usize, version: String },
     /// The queue answers: idle polling may slow to the safety net.
     QueueUp,
     /// The queue failed: poll at the normal pace until it answers again.
@@ -137,9 +138,13 @@ pub async fn run<Q: WakeQueue>(
                 WakeEventKind::Started(started) => match matcher.find(&started) {
                     Ok(index) => {
                         debug!(pipeline = %started.pipeline, account = %started.account, region = %started.region, "a job was queued; waking its source");
-                        if !woken.contains(&index) {
-                            woken.push(index);
-                            if events.send(WakeEvent::Source(index)).await.is_err() {
+                        let wake = WakeEvent::Source {
+                            source: index,
+                            version: started.action_type.version.clone(),
+                        };
+                        if !woken.contains(&wake) {
+                            woken.push(wake.clone());
+                            if events.send(wake).await.is_err() {
                                 return;
                             }
                         }
@@ -179,6 +184,14 @@ mod tests {
 
     use super::*;
     use crate::pipeline::wake::{EventActionType, QueueMessage, WakeQueueError};
+
+    /// The wake-up of version 1 (the tests' events) in source `source`.
+    fn woke(source: usize) -> WakeEvent {
+        WakeEvent::Source {
+            source,
+            version: "1".into(),
+        }
+    }
 
     fn matcher() -> SourceMatcher {
         SourceMatcher {
@@ -317,12 +330,7 @@ mod tests {
         }
         assert_eq!(
             events,
-            [
-                WakeEvent::Source(1),
-                WakeEvent::QueueDown,
-                WakeEvent::QueueUp,
-                WakeEvent::Source(0),
-            ]
+            [woke(1), WakeEvent::QueueDown, WakeEvent::QueueUp, woke(0),]
         );
         // The last delete follows the last event.
         for _ in 0..100 {
@@ -367,7 +375,7 @@ mod tests {
             receiver.recv().await.unwrap(),
             receiver.recv().await.unwrap(),
         ];
-        assert_eq!(events, [WakeEvent::Source(1), WakeEvent::Source(0)]);
+        assert_eq!(events, [woke(1), woke(0)]);
         for _ in 0..100 {
             if queue.deleted.lock().unwrap().len() == 10 {
                 break;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pipeline_publisher::pipeline::{
-    Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess,
+    Acknowledgement, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess, PollVersions,
 };
 use pipeline_publisher::publish::JobError;
 use pipeline_publisher::worker::journal::{Journal, JournalEntry};
@@ -45,7 +45,11 @@ impl FakeSource {
 }
 
 impl JobApi for FakeSource {
-    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+    async fn poll_for_jobs(
+        &self,
+        max_batch_size: usize,
+        _: PollVersions<'_>,
+    ) -> Result<Vec<Job>, JobApiError> {
         self.polls.lock().unwrap().push(tokio::time::Instant::now());
         let mut queue = self.queue.lock().unwrap();
         let count = max_batch_size.min(queue.len());
@@ -192,7 +196,13 @@ async fn a_wake_up_polls_the_named_source_at_once() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     b.add("b-woken");
     let woken_at = tokio::time::Instant::now();
-    sender.send(WakeEvent::Source(1)).await.unwrap();
+    sender
+        .send(WakeEvent::Source {
+            source: 1,
+            version: "1".into(),
+        })
+        .await
+        .unwrap();
     let report = tokio::time::timeout(Duration::from_secs(30), worker)
         .await
         .expect("the woken job ends well before the next scheduled poll")

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pipeline_publisher::pipeline::{
     Acknowledgement, FailureType, Job, JobApi, JobApiError, JobData, JobFailure, JobSuccess,
+    PollVersions,
 };
 use pipeline_publisher::publish::JobError;
 use pipeline_publisher::worker::{self, ClaimedJob, JobContext, JobHandler, WorkerSettings};
@@ -92,7 +93,11 @@ fn job(id: &str) -> Job {
 }
 
 impl JobApi for FakeJobApi {
-    async fn poll_for_jobs(&self, max_batch_size: usize) -> Result<Vec<Job>, JobApiError> {
+    async fn poll_for_jobs(
+        &self,
+        max_batch_size: usize,
+        _: PollVersions<'_>,
+    ) -> Result<Vec<Job>, JobApiError> {
         self.batch_sizes.lock().unwrap().push(max_batch_size);
         self.poll_times
             .lock()
