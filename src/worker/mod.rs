@@ -335,11 +335,10 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 continue;
             }
         };
-        if let Some(deadline) =
-            states[index]
-                .pacer
-                .gather_until(now, tasks.len(), more_would_help && batch == free)
-        {
+        // Gathering slots saves polls while this source's own jobs end one by one; while other
+        // sources hold slots too, the share rule decides and a waiting job is not held back.
+        let gather = more_would_help && batch == free && tasks.in_flight(index) == tasks.len();
+        if let Some(deadline) = states[index].pacer.gather_until(now, tasks.len(), gather) {
             let waited = wait(
                 &mut tasks,
                 Some((deadline, true)),

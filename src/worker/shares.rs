@@ -12,6 +12,10 @@
 //! - It asks for as many jobs as it lacks to reach its share (at least one, at most the free
 //!   slots). Alone, a source asks for every free slot, exactly as a single-source worker does.
 //!
+//! - A partly free worker gathers slots before polling (see [`super::pacing`]) only while the
+//!   chosen source holds every running job; once another source holds slots too, a job that
+//!   waits takes the first slot that frees.
+//!
 //! What it guarantees: a source that queues 200 jobs holds every slot only while no other source
 //! is due. Once another source is due, the next slot that frees goes to it (it has fewer jobs in
 //! flight), so its job waits at most until one running job ends — about one job's duration —

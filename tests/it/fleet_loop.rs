@@ -219,6 +219,87 @@ async fn a_wake_up_polls_the_named_source_at_once() {
     );
 }
 
+/// Jobs end spread out, as real ones do: `a-N` takes 1 s + (N mod 4) × 250 ms; records when
+/// each job started and ended.
+#[derive(Default)]
+struct Staggered {
+    spans: Mutex<Vec<(String, tokio::time::Instant, tokio::time::Instant)>>,
+}
+
+impl JobHandler for Staggered {
+    type Error = JobError;
+
+    async fn handle(&self, job: ClaimedJob, _: JobContext) -> Result<JobSuccess, JobError> {
+        let started = tokio::time::Instant::now();
+        let index: u64 = job.id.rsplit('-').next().unwrap().parse().unwrap();
+        tokio::time::sleep(Duration::from_millis(1000 + 250 * (index % 4))).await;
+        self.spans
+            .lock()
+            .unwrap()
+            .push((job.id.clone(), started, tokio::time::Instant::now()));
+        Ok(JobSuccess::default())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_woken_source_takes_the_first_slot_that_frees_while_another_has_a_backlog() {
+    let a = FakeSource::with_jobs("a", 40);
+    let b = FakeSource::with_jobs("b", 0);
+    let handler = Arc::new(Staggered::default());
+    let (sender, receiver) = mpsc::channel(4);
+    let worker = tokio::spawn(worker::run_sources(
+        vec![Source::new("a", a.clone()), Source::new("b", b.clone())],
+        handler.clone(),
+        settings(45),
+        Some(receiver),
+        std::future::pending::<()>(),
+    ));
+    // A's backlog holds every slot; B's jobs are queued and its wake-up arrives.
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    for index in 0..5 {
+        b.add(&format!("b-{index:03}"));
+    }
+    let woken_at = tokio::time::Instant::now();
+    sender
+        .send(WakeEvent::Source {
+            source: 1,
+            version: "1".into(),
+        })
+        .await
+        .unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(600), worker)
+        .await
+        .expect("the worker ends after --max-jobs")
+        .unwrap();
+    assert_eq!(report.succeeded, 45);
+    let spans = handler.spans.lock().unwrap().clone();
+    // The moments slots free after the wake-up (A's jobs running then ending).
+    let mut frees: Vec<tokio::time::Instant> = spans
+        .iter()
+        .filter(|(id, started, ended)| {
+            id.starts_with("a-") && *started < woken_at && *ended >= woken_at
+        })
+        .map(|(_, _, ended)| *ended)
+        .collect();
+    frees.sort();
+    let mut b_starts: Vec<tokio::time::Instant> = spans
+        .iter()
+        .filter(|(id, ..)| id.starts_with("b-"))
+        .map(|(_, started, _)| *started)
+        .collect();
+    b_starts.sort();
+    assert_eq!(b_starts.len(), 5);
+    // B is not held back to gather slots: its share (two of four) takes the first two slots
+    // that free, each the moment it frees.
+    assert_eq!(b_starts[..2], frees[..2], "{spans:?}");
+    // Its median job starts within two of A's longest jobs of the wake-up.
+    assert!(
+        b_starts[2] - woken_at <= Duration::from_millis(2 * 1750),
+        "{:?}",
+        b_starts.iter().map(|at| *at - woken_at).collect::<Vec<_>>()
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_journaled_job_is_reported_to_the_source_it_came_from() {
     let state = tempfile::tempdir().unwrap();
