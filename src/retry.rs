@@ -211,6 +211,7 @@ fn describe(pace: &Pace) -> String {
         Jitter::Proportional => "±20 % jitter",
         Jitter::Equal => "equal jitter",
         Jitter::Full => "full jitter",
+        Jitter::Later => "0–20 % later",
     };
     format!(
         "{} → {}, {jitter}",
@@ -241,12 +242,21 @@ pub enum Jitter {
     Equal,
     /// Uniformly random between zero and the nominal delay.
     Full,
+    /// The nominal delay, or up to 20 % later: spread out, yet never sooner than asked (a pace
+    /// that promises at most one request per nominal delay).
+    Later,
 }
 
 impl Backoff {
     /// The idle policy: from `min` to `max`, ±20 % jitter.
     pub fn idle(min: Duration, max: Duration) -> Self {
         Self::new(min, max, Jitter::Proportional)
+    }
+
+    /// The safety-net policy of a worker woken by a queue: from `min` to `max`, each wait up to
+    /// 20 % longer, never shorter, so idle polls come at most once per `max`.
+    pub fn safety_net(min: Duration, max: Duration) -> Self {
+        Self::new(min, max, Jitter::Later)
     }
 
     /// The error policy: from `base` to `max`, equal jitter.
@@ -291,6 +301,7 @@ impl Backoff {
             }
             Jitter::Equal => millis / 2 + random_up_to(millis - millis / 2),
             Jitter::Full => random_up_to(millis),
+            Jitter::Later => millis + random_up_to(millis / 5),
         };
         Duration::from_millis(jittered)
     }
@@ -326,6 +337,18 @@ mod tests {
         }
         backoff.reset();
         assert!(backoff.next_delay() <= Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn safety_net_delays_are_never_shorter_than_the_maximum_once_grown() {
+        let mut backoff = Backoff::safety_net(Duration::from_secs(1), Duration::from_secs(60));
+        let delays: Vec<Duration> = (0..40).map(|_| backoff.next_delay()).collect();
+        for delay in &delays[6..] {
+            assert!(
+                (Duration::from_secs(60)..=Duration::from_secs(72)).contains(delay),
+                "{delay:?}"
+            );
+        }
     }
 
     #[test]

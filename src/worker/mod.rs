@@ -241,7 +241,10 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         });
         // With a queue, `poll_max_interval` is the safety net from the start; the wake-up task
         // says when the queue fails.
-        let pacer = Pacer::new(&settings);
+        let mut pacer = Pacer::new(&settings);
+        if wake.is_some() {
+            pacer.set_idle_pace(settings.poll_max_interval, true);
+        }
         states.push(SourceState {
             name,
             api,
@@ -452,7 +455,7 @@ async fn wait<A: JobApi, H: JobHandler>(
         Some(WakeEvent::QueueUp) => {
             *queue_up = true;
             for state in states.iter_mut() {
-                state.pacer.set_max_interval(settings.poll_max_interval);
+                state.pacer.set_idle_pace(settings.poll_max_interval, true);
             }
         }
         Some(WakeEvent::QueueDown) | None => {
@@ -463,7 +466,7 @@ async fn wait<A: JobApi, H: JobHandler>(
             // Back to the pace of a worker without a queue: no job waits for the safety net.
             let fallback = settings.fallback_poll_max_interval;
             for state in states.iter_mut() {
-                state.pacer.set_max_interval(fallback);
+                state.pacer.set_idle_pace(fallback, false);
                 state.next_poll = state.next_poll.min(now + fallback);
             }
         }

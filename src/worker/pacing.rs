@@ -8,7 +8,10 @@
 //!   `gather_delay` after the first one freed, whichever comes first, and then ask for all free
 //!   slots. One poll then claims a batch instead of one job per freed slot.
 //! - An empty poll while busy (jobs in flight, or jobs received within `busy_window`): wait
-//!   `poll_min_interval` (jittered), so the next job is picked up within about that long.
+//!   `poll_min_interval` (jittered), so the next job is picked up within about that long. Not
+//!   while a wake-up queue answers: it tells the worker of every job queued, so the short pace
+//!   would only spend requests (the idle backoff still starts at the minimum, in case an event
+//!   came before its job could be polled).
 //! - An empty poll once the busy window has passed: the idle backoff, doubling up to
 //!   `poll_max_interval`, so an idle worker's request rate stays bounded.
 //! - Throttled: a short full-jitter backoff (`throttle_base_interval` to
@@ -43,6 +46,8 @@ pub struct Pacer {
     throttles: Backoff,
     busy_window: Duration,
     gather_delay: Duration,
+    /// A wake-up queue answers: the idle pace is only a safety net.
+    safety_net: bool,
     /// When the last poll returned jobs: the start of the busy window.
     last_received: Option<Instant>,
     /// While some slots are free and jobs still run: when to stop gathering and poll. Cleared
@@ -65,15 +70,24 @@ impl Pacer {
             // Never more than half of the minimum interval: gathering must not cost more
             // latency than an empty poll would.
             gather_delay: settings.gather_delay.min(settings.poll_min_interval / 2),
+            safety_net: false,
             last_received: None,
             gather_until: None,
         }
     }
 
-    /// Changes the longest idle wait (a wake-up queue came up or went down); the idle backoff
-    /// starts again from the minimum.
-    pub fn set_max_interval(&mut self, max: Duration) {
-        self.idle = Backoff::idle(self.poll_min_interval, max.max(self.poll_min_interval));
+    /// Changes the idle pace (a wake-up queue came up or went down); the idle backoff starts
+    /// again from the minimum. As a `safety_net` (a queue wakes the worker for each job) the
+    /// waits are never shorter than `max`, only up to 20 % longer, so an idle source costs at
+    /// most one poll per `max`; otherwise ±20 % around it, as without a queue.
+    pub fn set_idle_pace(&mut self, max: Duration, safety_net: bool) {
+        let max = max.max(self.poll_min_interval);
+        self.safety_net = safety_net;
+        self.idle = if safety_net {
+            Backoff::safety_net(self.poll_min_interval, max)
+        } else {
+            Backoff::idle(self.poll_min_interval, max)
+        };
     }
 
     /// Whether to wait before polling, and until when: `Some` while jobs are in flight and a
@@ -107,10 +121,11 @@ impl Pacer {
             PollResult::Empty => {
                 self.errors.reset();
                 self.throttles.reset();
-                let busy = in_flight > 0
-                    || self
-                        .last_received
-                        .is_some_and(|at| now.saturating_duration_since(at) < self.busy_window);
+                let busy = !self.safety_net
+                    && (in_flight > 0
+                        || self.last_received.is_some_and(|at| {
+                            now.saturating_duration_since(at) < self.busy_window
+                        }));
                 if busy {
                     // More work is likely soon: keep the short pace, and do not grow the idle
                     // backoff, so once the window has passed it starts from the minimum.
@@ -179,6 +194,27 @@ mod tests {
         let second = pacer.after_poll(Instant::now(), PollResult::Empty, 0);
         assert!(within(first, 800, 1200), "{first:?}");
         assert!(within(second, 1600, 2400), "{second:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_a_wake_up_queue_empty_polls_back_off_at_once_and_never_poll_sooner_than_the_net()
+    {
+        let mut pacer = Pacer::new(&settings());
+        pacer.set_idle_pace(Duration::from_secs(60), true);
+        pacer.after_poll(Instant::now(), PollResult::Jobs, 2);
+        let delays: Vec<Duration> = (0..10)
+            .map(|_| pacer.after_poll(Instant::now(), PollResult::Empty, 2))
+            .collect();
+        // 1 s, 2 s, 4 s ... 60 s, though jobs are in flight and one was received just now.
+        assert!(within(delays[0], 1000, 1200), "{delays:?}");
+        assert!(within(delays[1], 2000, 2400), "{delays:?}");
+        for delay in &delays[6..] {
+            assert!(within(*delay, 60_000, 72_000), "{delays:?}");
+        }
+        // The queue failed: back to the busy window's short pace.
+        pacer.set_idle_pace(Duration::from_secs(10), false);
+        let delay = pacer.after_poll(Instant::now(), PollResult::Empty, 2);
+        assert!(within(delay, 800, 1200), "{delay:?}");
     }
 
     #[tokio::test(start_paused = true)]
