@@ -111,6 +111,15 @@ impl JobHandler for OneSecond {
     }
 }
 
+/// A wake-up naming source B (the second) and version 1.
+async fn wake_b(sender: &mpsc::Sender<WakeEvent>) {
+    let wake = WakeEvent::Source {
+        source: 1,
+        version: "1".into(),
+    };
+    sender.send(wake).await.unwrap();
+}
+
 fn settings(max_jobs: u64) -> WorkerSettings {
     WorkerSettings {
         concurrency: 4,
@@ -196,13 +205,7 @@ async fn a_wake_up_polls_the_named_source_at_once() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     b.add("b-woken");
     let woken_at = tokio::time::Instant::now();
-    sender
-        .send(WakeEvent::Source {
-            source: 1,
-            version: "1".into(),
-        })
-        .await
-        .unwrap();
+    wake_b(&sender).await;
     let report = tokio::time::timeout(Duration::from_secs(30), worker)
         .await
         .expect("the woken job ends well before the next scheduled poll")
@@ -260,13 +263,7 @@ async fn a_woken_source_takes_the_first_slot_that_frees_while_another_has_a_back
         b.add(&format!("b-{index:03}"));
     }
     let woken_at = tokio::time::Instant::now();
-    sender
-        .send(WakeEvent::Source {
-            source: 1,
-            version: "1".into(),
-        })
-        .await
-        .unwrap();
+    wake_b(&sender).await;
     let report = tokio::time::timeout(Duration::from_secs(600), worker)
         .await
         .expect("the worker ends after --max-jobs")
