@@ -29,6 +29,7 @@ mod secrets_in_outputs;
 mod secrets_stay_secret;
 mod support;
 mod token_expiry;
+mod trace_capture;
 mod upload_concurrency;
 mod worker_binary;
 mod worker_crash_recovery;

@@ -4,9 +4,6 @@
 //! properties and build info it stores in the registry). The worker starts no processes, so no
 //! process argument can carry one either.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_USER};
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobResult, JobSpec, SandboxConfig};
@@ -14,19 +11,7 @@ use pipeline_publisher::telemetry::{self, LogFormat};
 
 use crate::passwordless::{allowing, artifact, environment, map_worker_role, v2_configuration};
 use crate::passwordless_secrets::configure_oidc;
-
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use crate::trace_capture::{CapturedLogs, assert_no_secret, assert_no_shape, run_alone};
 
 /// What must never show: exact secrets, and the shapes of a signed header and of a JWT.
 const SECRET_SHAPES: [&str; 3] = ["Signature=", "eyJhbGci", "X-Amz-Security-Token:"];
@@ -107,10 +92,7 @@ async fn capture_and_check() {
         "the OIDC job asked STS for a token"
     );
     secrets.extend(web_identity_tokens);
-    let mut texts = vec![(
-        "the trace logs".to_owned(),
-        String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned(),
-    )];
+    let mut texts = vec![("the trace logs".to_owned(), logs.text())];
     for job in &jobs {
         for result in environment.sandbox.sandbox.job(job).unwrap().results {
             texts.push((
@@ -156,60 +138,19 @@ async fn capture_and_check() {
         "the capture ran at trace level"
     );
     for (what, text) in &texts {
-        for (index, secret) in secrets.iter().enumerate() {
-            let leaks: Vec<String> = text
-                .lines()
-                .filter(|line| line.contains(secret.as_str()))
-                .take(3)
-                .map(|line| line.replace(secret.as_str(), &format!("<SECRET #{index}>")))
-                .collect();
-            assert!(
-                leaks.is_empty(),
-                "secret #{index} leaked into {what}:\n{}",
-                leaks.join("\n")
-            );
-        }
-        for shape in SECRET_SHAPES {
-            // Say where, without printing what follows the shape.
-            let leaks: Vec<&str> = text
-                .lines()
-                .filter_map(|line| line.split(shape).next().filter(|_| line.contains(shape)))
-                .take(3)
-                .collect();
-            assert!(
-                leaks.is_empty(),
-                "{shape} appears in {what} after:\n{}",
-                leaks.join("\n")
-            );
-        }
+        assert_no_secret(text, &secrets, what);
+        assert_no_shape(text, &SECRET_SHAPES, what);
     }
 }
 
 /// Set in the child process that does the capture.
 const CAPTURE_CHILD: &str = "PIPELINE_PUBLISHER_PASSWORDLESS_CAPTURE_CHILD";
 
-// As in `secrets_stay_secret`: tracing caches callsite interest process-wide, so the capture
-// runs alone in a process of its own.
 #[test]
 fn passwordless_modes_leave_no_secret_in_trace_logs_or_results() {
-    if std::env::var_os(CAPTURE_CHILD).is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(capture_and_check());
-        return;
-    }
-    let name = "passwordless_hygiene::passwordless_modes_leave_no_secret_in_trace_logs_or_results";
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CAPTURE_CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the capture failed:\n{stdout}\n{stderr}"
+    run_alone(
+        "passwordless_hygiene::passwordless_modes_leave_no_secret_in_trace_logs_or_results",
+        CAPTURE_CHILD,
+        capture_and_check,
     );
 }

@@ -1,33 +1,13 @@
 //! No secret — registry password, registry token, S3 secret key, S3 session token — appears in
 //! any log line at the most verbose level, in either log format, or in any result message.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use pipeline_publisher::demo::{DEMO_PASSWORD, FIRMWARE_EXAMPLE, LocalEnvironment};
 use pipeline_publisher::pipeline::properties;
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::JobResult;
 use pipeline_publisher::telemetry::{self, LogFormat};
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLogs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
+use crate::trace_capture::{CapturedLogs, assert_no_secret, run_alone};
 
 /// Runs a successful job and a failing one with every log line captured; returns the logs, the
 /// result messages and every secret that was in play.
@@ -75,55 +55,15 @@ async fn run_jobs_capturing(format: LogFormat) -> (String, Vec<String>, Vec<Stri
     (logs.text(), messages, secrets)
 }
 
-fn assert_no_secret(haystack: &str, secrets: &[String], what: &str) {
-    for (index, secret) in secrets.iter().enumerate() {
-        assert!(
-            secret.len() >= 8,
-            "secrets in this test are long enough to search for"
-        );
-        // Show where it leaked without printing the secret itself.
-        let leaks: Vec<String> = haystack
-            .lines()
-            .filter(|line| line.contains(secret.as_str()))
-            .take(3)
-            .map(|line| line.replace(secret.as_str(), &format!("<SECRET #{index}>")))
-            .collect();
-        assert!(
-            leaks.is_empty(),
-            "secret #{index} leaked into {what}:\n{}",
-            leaks.join("\n")
-        );
-    }
-}
-
 /// Set in the child process that does the capture.
 const CAPTURE_CHILD: &str = "PIPELINE_PUBLISHER_SECRETS_CAPTURE_CHILD";
 
-// The capture relies on a thread-local subscriber, and tracing caches per-callsite interest
-// process-wide: any other test of this binary logging at the same time (without a subscriber)
-// would turn the worker's callsites off for the capture. So the test runs itself again, alone,
-// in a process of its own, and checks that the run there passed.
 #[test]
 fn trace_level_logs_and_result_messages_hold_no_secret() {
-    if std::env::var_os(CAPTURE_CHILD).is_some() {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(capture_and_check());
-        return;
-    }
-    let name = "secrets_stay_secret::trace_level_logs_and_result_messages_hold_no_secret";
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--nocapture"])
-        .env(CAPTURE_CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "the capture failed:\n{stdout}\n{stderr}"
+    run_alone(
+        "secrets_stay_secret::trace_level_logs_and_result_messages_hold_no_secret",
+        CAPTURE_CHILD,
+        capture_and_check,
     );
 }
 
