@@ -9,7 +9,9 @@ use pipeline_publisher::demo::zip_entries;
 use pipeline_publisher::sandbox::{CallOutcome, RecordedCall, Sandbox, SandboxConfig};
 
 use crate::report::{Report, Verdict};
-use crate::support::{Bench, Endpoints, Prng, ProcStats, Stage, percentile, spawn_worker};
+use crate::support::{
+    Bench, Endpoints, Prng, ProcStats, Stage, median_p95, pickup, pickups, spawn_worker,
+};
 
 const KEY: &str = "agent/BuildOutput/tiny";
 
@@ -39,20 +41,6 @@ async fn tiny_stage() -> Stage {
 
 /// Polls the job's acknowledgement count every 5 ms (at most 120 s); the seconds from `queued`
 /// to the first acknowledgement seen.
-async fn pickup(sandbox: Sandbox, job_id: String, queued: Instant) -> Option<f64> {
-    let deadline = queued + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if sandbox
-            .job(&job_id)
-            .is_some_and(|job| job.acknowledgements > 0)
-        {
-            return Some(queued.elapsed().as_secs_f64());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    None
-}
-
 pub async fn scenario_4(bench: &Bench, report: &mut Report) {
     let jobs = if bench.quick { 6 } else { 24 };
     eprintln!("[4] pickup latency, {jobs} jobs at random intervals (0.2–4 s)");
@@ -96,37 +84,11 @@ pub async fn scenario_4(bench: &Bench, report: &mut Report) {
             ));
         }
     }
-    let mut latencies = [Vec::new(), Vec::new()];
-    for (side, watcher) in watchers {
-        let latency = watcher
-            .await
-            .expect("watcher")
-            .expect("job acknowledged within 120 s");
-        latencies[side].push(latency);
-    }
-    for stage in [&ours, &sample] {
-        assert!(
-            stage
-                .sandbox
-                .sandbox
-                .wait_until_idle(Duration::from_secs(120))
-                .await,
-            "all jobs ended"
-        );
-    }
+    let latencies = pickups(watchers, [&ours, &sample]).await;
     ours_worker.stop().await;
     sample_worker.stop().await;
-    for side in &mut latencies {
-        side.sort_by(f64::total_cmp);
-    }
-    let (median, p95) = (
-        percentile(&latencies[0], 50.0),
-        percentile(&latencies[0], 95.0),
-    );
-    let (sample_median, sample_p95) = (
-        percentile(&latencies[1], 50.0),
-        percentile(&latencies[1], 95.0),
-    );
+    let (median, p95) = median_p95(&latencies[0]);
+    let (sample_median, sample_p95) = median_p95(&latencies[1]);
     report.row(
         "4",
         &format!("pickup latency (queue → AcknowledgeJob), {jobs} jobs, gaps 0.2–4 s: median"),

@@ -370,3 +370,52 @@ impl Prng {
 pub fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
+
+/// Seconds from `queued` to the job's first acknowledgement (looked up every 2 ms, ≤ 120 s).
+pub async fn pickup(sandbox: Sandbox, job_id: String, queued: Instant) -> Option<f64> {
+    let deadline = queued + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if sandbox
+            .job(&job_id)
+            .is_some_and(|job| job.acknowledgements > 0)
+        {
+            return Some(queued.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    None
+}
+
+/// A [`pickup`] watcher of one side of a pairwise run (0: ours, 1: the baseline).
+pub type PickupWatcher = (usize, tokio::task::JoinHandle<Option<f64>>);
+
+/// Each side's pickup latencies in the order the watchers were started, once both stages have
+/// ended every job.
+pub async fn pickups(watchers: Vec<PickupWatcher>, stages: [&Stage; 2]) -> [Vec<f64>; 2] {
+    let mut latencies = [Vec::new(), Vec::new()];
+    for (side, watcher) in watchers {
+        let latency = watcher
+            .await
+            .expect("watcher")
+            .expect("job acknowledged within 120 s");
+        latencies[side].push(latency);
+    }
+    for stage in stages {
+        assert!(
+            stage
+                .sandbox
+                .sandbox
+                .wait_until_idle(Duration::from_secs(120))
+                .await,
+            "all jobs ended"
+        );
+    }
+    latencies
+}
+
+/// The median and the 95th percentile.
+pub fn median_p95(latencies: &[f64]) -> (f64, f64) {
+    let mut sorted = latencies.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    (percentile(&sorted, 50.0), percentile(&sorted, 95.0))
+}

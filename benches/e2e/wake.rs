@@ -14,7 +14,10 @@ use pipeline_publisher::demo::zip_entries;
 use pipeline_publisher::sandbox::{JobResult, RecordedCall, Sandbox, SandboxConfig};
 
 use crate::report::{Report, Verdict};
-use crate::support::{Bench, Endpoints, Prng, Stage, WorkerProcess, percentile, spawn_worker};
+use crate::support::{
+    Bench, Endpoints, Prng, Stage, WorkerProcess, median_p95, percentile, pickup, pickups,
+    spawn_worker,
+};
 
 const KEY: &str = "wake/BuildOutput/tiny";
 const OWN: &str = "111122223333";
@@ -91,21 +94,6 @@ fn queue_job(stage: &Stage, member: bool, target: &str) -> String {
     stage.sandbox.sandbox.queue_job(spec)
 }
 
-/// Seconds from `queued` to the job's first acknowledgement (polled every 2 ms, ≤ 120 s).
-async fn pickup(sandbox: Sandbox, job_id: String, queued: Instant) -> Option<f64> {
-    let deadline = queued + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        if sandbox
-            .job(&job_id)
-            .is_some_and(|job| job.acknowledgements > 0)
-        {
-            return Some(queued.elapsed().as_secs_f64());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    None
-}
-
 pub async fn scenario_9(bench: &Bench, report: &mut Report) {
     let (settle, window) = if bench.quick { (10, 20) } else { (70, 120) };
     let jobs = if bench.quick { 6 } else { 24 };
@@ -171,46 +159,17 @@ pub async fn scenario_9(bench: &Bench, report: &mut Report) {
             let job_id = queue_job(stage, member, &format!("wake/{index:03}"));
             watchers.push((
                 side,
-                index,
                 tokio::spawn(pickup(stage.sandbox.sandbox.clone(), job_id, queued)),
             ));
         }
     }
-    let mut latencies = [Vec::new(), Vec::new()];
-    let mut first = [Vec::new(), Vec::new()];
-    for (side, index, watcher) in watchers {
-        let latency = watcher
-            .await
-            .expect("watcher")
-            .expect("job acknowledged within 120 s");
-        latencies[side].push(latency);
-        if index < 2 {
-            first[side].push(latency);
-        }
-    }
-    for stage in [&ours, &plain] {
-        assert!(
-            stage
-                .sandbox
-                .sandbox
-                .wait_until_idle(Duration::from_secs(120))
-                .await,
-            "all jobs ended"
-        );
-    }
+    let latencies = pickups(watchers, [&ours, &plain]).await;
     ours_worker.stop().await;
     plain_worker.stop().await;
-    for side in &mut latencies {
-        side.sort_by(f64::total_cmp);
-    }
-    let (median, p95) = (
-        percentile(&latencies[0], 50.0),
-        percentile(&latencies[0], 95.0),
-    );
-    let (plain_median, plain_p95) = (
-        percentile(&latencies[1], 50.0),
-        percentile(&latencies[1], 95.0),
-    );
+    // The first job of each source (one each side) came into a fully idle worker.
+    let first = [&latencies[0][..2], &latencies[1][..2]];
+    let (median, p95) = median_p95(&latencies[0]);
+    let (plain_median, plain_p95) = median_p95(&latencies[1]);
     report.row(
         "9",
         &format!(
