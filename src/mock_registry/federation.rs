@@ -1,76 +1,15 @@
 //! Passwordless sign-in state shared by `aws_token` and `oidc`: IAM role → user mappings,
 //! OIDC providers and their identity mappings, the admin check their configuration endpoints
-//! use, and the Access service's error envelope (`{"errors":[{"code","message"}]}`).
+//! use. Their errors are the Access service's ([`AccessError`]).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
+pub(super) use super::error::AccessError;
 use super::store::lock;
-
-/// An error as JFrog's Access service answers it: `{"errors":[{"code":"…","message":"…"}]}`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct AccessError {
-    pub(super) status: StatusCode,
-    pub(super) message: String,
-}
-
-impl AccessError {
-    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-        }
-    }
-
-    pub(super) fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-
-    pub(super) fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, message)
-    }
-
-    pub(super) fn forbidden(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, message)
-    }
-
-    pub(super) fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, message)
-    }
-
-    fn code(&self) -> &'static str {
-        match self.status {
-            StatusCode::BAD_REQUEST => "BAD_REQUEST",
-            StatusCode::UNAUTHORIZED => "UNAUTHORIZED",
-            StatusCode::FORBIDDEN => "FORBIDDEN",
-            StatusCode::NOT_FOUND => "NOT_FOUND",
-            StatusCode::CONFLICT => "CONFLICT",
-            StatusCode::BAD_GATEWAY => "BAD_GATEWAY",
-            _ => "INTERNAL_SERVER_ERROR",
-        }
-    }
-}
-
-impl IntoResponse for AccessError {
-    fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "errors": [{ "code": self.code(), "message": self.message }]
-        });
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"JFrog Access\""),
-            );
-        }
-        response
-    }
-}
 
 /// An OIDC provider (`POST /access/api/v1/oidc`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
