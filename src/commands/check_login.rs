@@ -10,7 +10,9 @@ use crate::cli::RegistryArgs;
 use crate::commands::checklist::Checklist;
 use crate::commands::settings::Settings;
 use crate::error::inline_chain;
-use crate::pipeline::config::{Authentication, AuthenticationMode};
+use url::Url;
+
+use crate::pipeline::config::{self, Authentication, AuthenticationMode};
 use crate::pipeline::properties::AUTHENTICATION;
 use crate::publish::login::{self, LoginError};
 use crate::registry::{AccessToken, RegistryClient, TokenSource};
@@ -24,6 +26,50 @@ pub enum Outcome {
     Token(AccessToken),
     /// A check failed (already on the checklist).
     Failed,
+}
+
+/// The passwordless mode `mode` names; `None` for the password mode.
+fn passwordless(mode: AuthenticationMode) -> Option<Authentication> {
+    Some(match mode {
+        AuthenticationMode::Password => return None,
+        AuthenticationMode::AwsIam => Authentication::AwsIam,
+        AuthenticationMode::Oidc(provider) => Authentication::Oidc { provider },
+        AuthenticationMode::SecretsManager(secret_id) => {
+            Authentication::SecretsManager { secret_id }
+        }
+        AuthenticationMode::Ssm(parameter) => Authentication::Ssm { parameter },
+    })
+}
+
+/// Whether `check` may contact `host` at all: a passwordless mode for a registry the fleet does
+/// not trust fails here, before any request, as a job would (the host receives nothing). An
+/// unreadable mode is left for [`check_authentication`] to report.
+pub fn host_is_trusted(
+    settings: &Settings,
+    args: &RegistryArgs,
+    host: &Url,
+    checklist: &mut Checklist,
+) -> bool {
+    let mode = AuthenticationMode::parse(settings.get(AUTHENTICATION).unwrap_or(""));
+    let Some(authentication) = mode.ok().and_then(passwordless) else {
+        return true;
+    };
+    let refused = match args.trust.fleet_trust() {
+        Ok(trust) => config::check_trust(host, &authentication, &trust)
+            .err()
+            .map(|error| error.to_string()),
+        Err(error) => Some(format!("{error:#}")),
+    };
+    let Some(problem) = refused else {
+        return true;
+    };
+    checklist.fail(
+        "registry login",
+        problem,
+        "start check (and the worker) with --allowed-registries naming this registry, and name \
+         secrets under --secret-prefix",
+    );
+    false
 }
 
 /// Reports the mode; for a passwordless one, gets a token the way a job would.
@@ -47,17 +93,9 @@ pub async fn check_authentication(
             return Outcome::Failed;
         }
     };
-    let authentication = match mode {
-        AuthenticationMode::Password => {
-            checklist.pass("authentication", "password (UserName and its password)");
-            return Outcome::Password;
-        }
-        AuthenticationMode::AwsIam => Authentication::AwsIam,
-        AuthenticationMode::Oidc(provider) => Authentication::Oidc { provider },
-        AuthenticationMode::SecretsManager(secret_id) => {
-            Authentication::SecretsManager { secret_id }
-        }
-        AuthenticationMode::Ssm(parameter) => Authentication::Ssm { parameter },
+    let Some(authentication) = passwordless(mode) else {
+        checklist.pass("authentication", "password (UserName and its password)");
+        return Outcome::Password;
     };
     checklist.pass("authentication", authentication.to_string());
     let login_settings = match args

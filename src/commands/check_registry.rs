@@ -37,6 +37,9 @@ pub async fn registry_checks(settings: &Settings, args: &RegistryArgs, checklist
             return;
         }
     };
+    if !super::check_login::host_is_trusted(settings, args, &host, checklist) {
+        return;
+    }
     let client = RegistryClient::new(http, host.clone());
     let https = host.scheme() == "https";
     if !ping(&client, https, checklist).await {

@@ -8,7 +8,7 @@ use pipeline_publisher::demo::{DEMO_PASSWORD, DEMO_REPO, DEMO_USER, LocalEnviron
 use pipeline_publisher::sandbox::JobResult;
 
 use crate::passwordless::{
-    artifact, environment, map_worker_role, only_result, queue, v2_configuration,
+    HostileHost, artifact, environment, map_worker_role, only_result, queue, v2_configuration,
 };
 use crate::support::{self, command, run, stdout};
 
@@ -151,4 +151,33 @@ async fn check_names_the_mode_and_proves_it_without_printing_secrets() {
     assert!(text.contains("the secret is readable"), "{text}");
     assert!(!text.contains(DEMO_PASSWORD), "the secret is never printed");
     assert!(!support::stderr(&output).contains(DEMO_PASSWORD));
+
+    // A registry the fleet does not trust is refused before check contacts it at all.
+    let hostile = HostileHost::start().await;
+    for authentication in ["aws-iam", "secretsmanager:pipeline-publisher/acme"] {
+        let mut command = command(home.path(), &env);
+        command.args([
+            "check",
+            "--artifactory-host",
+            &hostile.url,
+            "--authentication",
+            authentication,
+        ]);
+        let output = run(command, &[]).await;
+        let text = stdout(&output);
+        assert_ne!(output.status.code(), Some(0), "{text}");
+        assert!(
+            text.contains("--allowed-registries"),
+            "names the flag: {text}"
+        );
+        assert!(
+            text.contains(hostile.url.as_str()),
+            "names the host: {text}"
+        );
+    }
+    assert_eq!(
+        hostile.connections(),
+        0,
+        "the untrusted host was not contacted"
+    );
 }
