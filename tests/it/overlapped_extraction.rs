@@ -30,10 +30,11 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Release notes (deflated), a 600 KiB stored image, then a 300 KiB stored file that the
-/// held range falls in.
+/// Release notes and a 200 KiB root filesystem (both deflated), a 600 KiB stored image, then
+/// a 300 KiB stored file that the held range falls in.
 struct Archive {
     bytes: Vec<u8>,
+    rootfs: Vec<u8>,
     image: Vec<u8>,
     image_data_start: u64,
     /// The start of the range the stand-in keeps failing: the last part before the tail,
@@ -44,6 +45,7 @@ struct Archive {
 }
 
 fn archive() -> Archive {
+    let rootfs: Vec<u8> = noise(100 * 1024, 20).repeat(2);
     let image = noise(600 * 1024, 21);
     let late = noise(300 * 1024, 22);
     let stored =
@@ -53,6 +55,10 @@ fn archive() -> Archive {
         .start_file("NOTES.md", zip::write::SimpleFileOptions::default())
         .unwrap();
     writer.write_all(b"release notes").unwrap();
+    writer
+        .start_file("fw/rootfs.bin", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    writer.write_all(&rootfs).unwrap();
     writer.start_file("fw/image.bin", stored).unwrap();
     writer.write_all(&image).unwrap();
     writer.start_file("z-late.bin", stored).unwrap();
@@ -74,6 +80,7 @@ fn archive() -> Archive {
     );
     Archive {
         bytes,
+        rootfs,
         image,
         image_data_start,
         held_range_start,
@@ -201,7 +208,7 @@ fn failure(result: &JobResult) -> (&str, &str) {
 }
 
 #[tokio::test]
-async fn an_entry_is_checked_hashed_and_placed_while_the_download_is_still_running() {
+async fn entries_are_inflated_checked_hashed_and_placed_while_the_download_is_still_running() {
     let archive = archive();
     let held = archive.held_range_start;
     let run = job(&archive.bytes, held).await;
@@ -209,10 +216,13 @@ async fn an_entry_is_checked_hashed_and_placed_while_the_download_is_still_runni
 
     let (result, attempts_when_placed) = run
         .run_watching(|work| {
-            // Placed only after its CRC and every check passed, hashed in the same pass.
+            // The image is placed only after its CRC and every check passed, hashed in the
+            // same pass; it comes after the inflated root filesystem in the archive.
+            let rootfs = extracted(work, "fw/rootfs.bin")?;
             let image = extracted(work, "fw/image.bin")?;
-            (std::fs::read(image).ok()? == archive.image)
-                .then(|| run.held_attempts(&archive.held_range))
+            let whole = std::fs::read(image).ok()? == archive.image
+                && std::fs::read(rootfs).ok()? == archive.rootfs;
+            whole.then(|| run.held_attempts(&archive.held_range))
         })
         .await;
     assert!(
