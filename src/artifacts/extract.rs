@@ -9,10 +9,12 @@
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use zip::ZipArchive;
 use zip::result::ZipError;
 
+use super::arrivals::Arrivals;
 use super::zip_fetch::{ArchiveView, RoutedEntry};
 use crate::checksum::{Checksums, hash_stream};
 
@@ -126,10 +128,37 @@ pub fn extract_zip_routed(
     limits: ExtractLimits,
     routed: &[RoutedEntry],
 ) -> Result<Vec<ExtractedFile>, ExtractError> {
+    extract_view(archive, destination, limits, routed, None)
+}
+
+/// [`extract_zip_routed`] while the archive is still downloading: every read waits until its
+/// bytes have arrived (`arrivals`), so each entry is checked, inflated and hashed as soon as
+/// its bytes are there, with exactly the checks of an extraction after the download.
+pub fn extract_zip_following(
+    archive: &Path,
+    destination: &Path,
+    limits: ExtractLimits,
+    routed: &[RoutedEntry],
+    arrivals: Arc<Arrivals>,
+) -> Result<Vec<ExtractedFile>, ExtractError> {
+    extract_view(archive, destination, limits, routed, Some(arrivals))
+}
+
+fn extract_view(
+    archive: &Path,
+    destination: &Path,
+    limits: ExtractLimits,
+    routed: &[RoutedEntry],
+    arrivals: Option<Arc<Arrivals>>,
+) -> Result<Vec<ExtractedFile>, ExtractError> {
     let view = ArchiveView::open(archive, routed).map_err(|source| ExtractError::Write {
         path: archive.to_owned(),
         source,
     })?;
+    let view = match arrivals {
+        Some(arrivals) => view.following(arrivals),
+        None => view,
+    };
     let mut zip = ZipArchive::new(io::BufReader::new(view)).map_err(ExtractError::NotAZip)?;
     if zip.len() > limits.max_entries {
         return Err(ExtractError::TooManyEntries {
@@ -141,19 +170,18 @@ pub fn extract_zip_routed(
     if zip.has_duplicate_names() {
         return Err(ExtractError::Duplicate { entry: None });
     }
-    // Entries sharing compressed data let a small archive expand many times over.
-    if zip
-        .has_overlapping_entries()
-        .map_err(ExtractError::NotAZip)?
-    {
-        return Err(ExtractError::Overlapping);
-    }
+    // Entries sharing compressed data let a small archive expand many times over. What the
+    // central directory shows is refused now; the rest of the test needs each entry's local
+    // header, which is checked as the entry is reached (see `Layout`).
+    let layout = Layout::of(&zip)?;
 
-    // Check every name first, so a bad entry late in the archive leaves nothing behind.
+    // Check every name first, so a bad entry late in the archive leaves nothing behind. Only
+    // the central directory is read here, so this does not wait for the download.
     let mut plan = Vec::with_capacity(zip.len());
     let mut seen = std::collections::HashSet::new();
+    let mut files = 0;
     for index in 0..zip.len() {
-        let entry = zip.by_index_raw(index).map_err(ExtractError::NotAZip)?;
+        let entry = zip.by_index_data(index).map_err(ExtractError::NotAZip)?;
         let name = String::from_utf8_lossy(entry.name_raw()).into_owned();
         if entry.is_symlink() {
             return Err(ExtractError::Symlink { entry: name });
@@ -163,21 +191,30 @@ pub fn extract_zip_routed(
         }
         let relative = safe_relative_path(&name)?;
         if entry.is_dir() {
+            plan.push((index, None));
             continue;
         }
         // `a/b` and `./a/b` are different names for the same file.
         if !seen.insert(relative.clone()) {
             return Err(ExtractError::Duplicate { entry: Some(name) });
         }
-        plan.push((index, name, relative));
+        files += 1;
+        plan.push((index, Some((name, relative))));
     }
-    if plan.is_empty() {
+    if files == 0 {
         return Err(ExtractError::Empty);
     }
     let mut budget = limits.max_total_bytes;
-    let mut files = Vec::with_capacity(plan.len());
-    for (index, name, relative) in plan {
+    let mut extracted = Vec::with_capacity(files);
+    for (index, file) in plan {
+        let Some((name, relative)) = file else {
+            // A directory: nothing to write, but its header still counts for overlaps.
+            let entry = zip.by_index_raw(index).map_err(ExtractError::NotAZip)?;
+            layout.check(index, entry.data_start())?;
+            continue;
+        };
         let mut entry = zip.by_index(index).map_err(ExtractError::NotAZip)?;
+        layout.check(index, entry.data_start())?;
         let compressed = entry.compressed_size().max(1);
         // A routed entry's bytes are already in a file of their own, where the zip crate
         // agrees they are (otherwise the entry is written out as any other).
@@ -253,15 +290,88 @@ pub fn extract_zip_routed(
             source,
         })?;
         budget -= size;
-        files.push(ExtractedFile {
+        extracted.push(ExtractedFile {
             relative_path: relative,
             path,
             size,
             checksums,
         });
     }
-    files.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
-    Ok(files)
+    extracted.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
+    Ok(extracted)
+}
+
+/// Where each entry's bytes may lie, from the central directory: the test of
+/// `ZipArchive::has_overlapping_entries` (no entry's header and data reach into the next
+/// entry's header or the central directory), split so that it does not need every local
+/// header before the first file is written — which, during a download, would mean waiting for
+/// headers spread over the whole archive.
+///
+/// [`Layout::of`] refuses what the directory alone proves: two entries starting at one offset,
+/// or an entry whose header's fixed part and data already reach the next start (an entry's
+/// true extent is at least that long). [`Layout::check`] then makes the exact test for one
+/// entry once its local header has fixed where its data starts, before its data is read. With
+/// distinct starts, "every entry ends by the next start" is exactly the zip crate's test.
+struct Layout {
+    /// Header starts, by entry index.
+    starts: Vec<u64>,
+    /// Compressed sizes, by entry index.
+    sizes: Vec<u64>,
+    /// All header starts, ascending.
+    sorted: Vec<u64>,
+    directory_start: u64,
+}
+
+/// A local header's fixed part: signature and 26 bytes of fields.
+const LOCAL_HEADER_FIXED: u64 = 30;
+
+impl Layout {
+    fn of<R: io::Read + io::Seek>(zip: &ZipArchive<R>) -> Result<Self, ExtractError> {
+        let mut layout = Layout {
+            starts: Vec::with_capacity(zip.len()),
+            sizes: Vec::with_capacity(zip.len()),
+            sorted: Vec::new(),
+            directory_start: zip.central_directory_start(),
+        };
+        for index in 0..zip.len() {
+            let entry = zip.by_index_data(index).map_err(ExtractError::NotAZip)?;
+            layout.starts.push(entry.header_start());
+            layout.sizes.push(entry.compressed_size());
+        }
+        layout.sorted = layout.starts.clone();
+        layout.sorted.sort_unstable();
+        let shortest_end = |index: usize| {
+            layout.starts[index]
+                .saturating_add(LOCAL_HEADER_FIXED)
+                .saturating_add(layout.sizes[index])
+        };
+        let same_start = layout.sorted.windows(2).any(|pair| pair[0] == pair[1]);
+        let reaches_next =
+            (0..layout.starts.len()).any(|index| shortest_end(index) > layout.limit(index));
+        if same_start || reaches_next {
+            return Err(ExtractError::Overlapping);
+        }
+        Ok(layout)
+    }
+
+    /// Where entry `index` must end: the next entry's header, or the central directory.
+    fn limit(&self, index: usize) -> u64 {
+        let start = self.starts[index];
+        let next = self.sorted.partition_point(|&other| other <= start);
+        self.sorted
+            .get(next)
+            .map_or(self.directory_start, |&next| next.min(self.directory_start))
+    }
+
+    /// The exact test for entry `index`, whose data starts at `data_start` (as its local header
+    /// says; the zip crate has just read it).
+    fn check(&self, index: usize, data_start: Option<u64>) -> Result<(), ExtractError> {
+        let end = data_start.and_then(|start| start.checked_add(self.sizes[index]));
+        match end {
+            Some(end) if end <= self.limit(index) => Ok(()),
+            _ => Err(ExtractError::Overlapping),
+        }
+    }
 }
 
 /// Moves a routed entry's file to its place without writing its bytes again: a hard link (which,
@@ -390,5 +500,65 @@ mod tests {
             extract_zip(empty.path(), out.path(), ExtractLimits::default()),
             Err(ExtractError::Empty)
         ));
+    }
+
+    /// `bytes` with the 4-byte field at `field` of central-directory entry `entry` set to `value`.
+    fn with_central_field(mut bytes: Vec<u8>, entry: usize, field: usize, value: u32) -> Vec<u8> {
+        let central: Vec<usize> = (0..bytes.len() - 4)
+            .filter(|&at| bytes[at..at + 4] == [0x50, 0x4b, 0x01, 0x02])
+            .collect();
+        let at = central[entry] + field;
+        bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn the_overlap_test_made_entry_by_entry_agrees_with_the_zip_crates() {
+        let stored =
+            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+        let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for (name, body) in [
+            ("a.bin", &[1u8; 5000][..]),
+            ("b.bin", &[2; 3000]),
+            ("c.bin", &[3; 10]),
+        ] {
+            writer.start_file(name, stored).unwrap();
+            writer.write_all(body).unwrap();
+        }
+        writer.add_directory("d/", stored).unwrap();
+        let good = writer.finish().unwrap().into_inner();
+        let (offset, compressed) = (42, 20);
+        let cases = [
+            good.clone(),
+            // b's header offset is a's: both start at one offset.
+            with_central_field(good.clone(), 1, offset, 0),
+            // a's data runs 10 bytes into b's header: the directory alone shows it.
+            with_central_field(good.clone(), 0, compressed, 5010),
+            // One byte: only a's local header (its name's length) shows it.
+            with_central_field(good.clone(), 0, compressed, 5001),
+            // The directory entry's one byte of data would be the central directory's first.
+            with_central_field(good.clone(), 3, compressed, 1),
+        ];
+        let count = cases.len();
+        let mut compared = 0;
+        for (n, bytes) in cases.into_iter().enumerate() {
+            let mut zip = ZipArchive::new(Cursor::new(bytes)).unwrap();
+            // An offset that lands on no local header is unreadable, not overlapping.
+            let Ok(theirs) = zip.has_overlapping_entries() else {
+                continue;
+            };
+            compared += 1;
+            let ours = match Layout::of(&zip) {
+                Err(_) => true,
+                Ok(layout) => (0..zip.len()).any(|index| {
+                    let entry = zip.by_index_raw(index);
+                    let data_start = entry.ok().and_then(|entry| entry.data_start());
+                    layout.check(index, data_start).is_err()
+                }),
+            };
+            assert_eq!(ours, theirs, "case {n}");
+            assert_eq!(theirs, n != 0, "case {n} is a real test");
+        }
+        assert_eq!(compared, count);
     }
 }

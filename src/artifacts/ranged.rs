@@ -25,6 +25,7 @@ use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use futures::{StreamExt, TryStreamExt};
 use tracing::{debug, warn};
 
+use super::arrivals::Arrivals;
 use super::download::{ArtifactStore, DownloadError, is_access_denied};
 use crate::pipeline::job::{Artifact, ArtifactCredentials};
 use crate::retry::S3_RANGE;
@@ -118,6 +119,8 @@ pub(super) struct Download<'a> {
     client: Mutex<Option<(String, aws_sdk_s3::Client)>>,
     /// Spans of the object written to files of their own instead of `file`.
     routes: Mutex<Arc<Vec<Route>>>,
+    /// Where each written span is reported, once a reader follows the download.
+    arrivals: Mutex<Option<Arc<Arrivals>>>,
 }
 
 /// Bytes `start..end` of the object go to `file` at `offset - start`, not into the archive.
@@ -166,11 +169,18 @@ impl<'a> Download<'a> {
             file: Arc::new(file),
             client: Mutex::new(None),
             routes: Mutex::new(Arc::new(Vec::new())),
+            arrivals: Mutex::new(None),
         }
     }
 
     pub(super) fn set_routes(&self, routes: Vec<Route>) {
         *self.routes.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(routes);
+    }
+
+    /// From now on every span written is reported to `arrivals` (after the write, so a reader
+    /// that is told a byte has arrived finds it where the routes put it).
+    pub(super) fn report_to(&self, arrivals: Arc<Arrivals>) {
+        *self.arrivals.lock().unwrap_or_else(PoisonError::into_inner) = Some(arrivals);
     }
 
     /// Fetches `spans` (of an object of `total` bytes with `etag`), `concurrency` at a time.
@@ -573,6 +583,7 @@ impl<'a> Download<'a> {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
+        let length = buffer.len() as u64;
         let result = tokio::task::spawn_blocking(move || {
             let written = write_routed(&file, &routes, &buffer, offset);
             (written, buffer)
@@ -580,6 +591,14 @@ impl<'a> Download<'a> {
         .await;
         match result {
             Ok((Ok(()), mut buffer)) => {
+                let arrivals = self
+                    .arrivals
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(arrivals) = arrivals {
+                    arrivals.arrived(offset, offset + length);
+                }
                 buffer.clear();
                 Ok(buffer)
             }

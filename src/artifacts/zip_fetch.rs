@@ -6,11 +6,14 @@
 //! it still lacks). A stored entry of at least [`ROUTE_MIN_BYTES`] then has its local header
 //! read, which fixes where its data starts; while the rest of the object downloads, the bytes
 //! of that data go straight to a file of its own ("routed") instead of into the archive.
-//! Extraction then reads the object through [`ArchiveView`] — the archive with the routed
-//! files laid back over their spans, byte for byte the object S3 holds — so every check (names,
+//! Extraction reads the object through [`ArchiveView`] — the archive with the routed files
+//! laid back over their spans, byte for byte the object S3 holds — so every check (names,
 //! symlinks, duplicates, overlaps, caps counted while reading, CRC) runs on exactly the bytes it
 //! ran on before; a routed entry is hashed in that pass and its file linked into place instead
-//! of written a second time.
+//! of written a second time. It does not wait for the download: once the routes are set, it
+//! runs alongside the remaining ranges, each read waiting until its bytes have arrived
+//! ([`super::arrivals`]), so an entry is checked, inflated and hashed as soon as its bytes
+//! are there.
 //!
 //! Anything unusual in the central directory (a name or entry that extraction would refuse, an
 //! unreadable directory, a prefixed archive) routes nothing: the object is then downloaded whole
@@ -18,14 +21,18 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tracing::info;
 use zip::{CompressionMethod, ZipArchive};
 
+use super::arrivals::Arrivals;
 use super::download::{ArtifactStore, DownloadError};
 use super::extract::{ExtractLimits, safe_relative_path};
+use super::follow::FollowError;
 use super::ranged::{CredentialSource, Download, DownloadSettings, Route};
 use crate::pipeline::job::Artifact;
 
@@ -61,8 +68,13 @@ pub struct RoutedEntry {
 
 impl ArtifactStore {
     /// Downloads the zip `artifact` to `archive` (see the module docs); routed entries' files
-    /// are created next to it. Returns the object's size and the routed entries.
-    pub async fn download_zip(
+    /// are created next to it. As soon as the routes are known, `follow` is given them and the
+    /// record of which bytes have arrived, and the future it returns (extraction, reading the
+    /// archive through [`ArchiveView::following`]) runs alongside the rest of the download
+    /// ([`super::follow`] decides which failure counts). Returns the object's size and routed
+    /// entries, and what `follow` produced.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn download_zip<T, E, F, Fut>(
         &self,
         artifact: &Artifact,
         credentials: &dyn CredentialSource,
@@ -70,82 +82,63 @@ impl ArtifactStore {
         archive: &Path,
         settings: DownloadSettings,
         limits: ExtractLimits,
-    ) -> Result<FetchedZip, DownloadError> {
-        let write_error = |source| DownloadError::Write {
-            path: archive.to_owned(),
-            source,
+        follow: F,
+    ) -> Result<(FetchedZip, T), FollowError<E>>
+    where
+        F: FnOnce(&FetchedZip, Arc<Arrivals>) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let write_error = |source| {
+            FollowError::Download(DownloadError::Write {
+                path: archive.to_owned(),
+                source,
+            })
         };
         let file = File::create(archive).map_err(write_error)?;
         let download = Download::new(self, artifact, credentials, region, archive, file);
-        let tail = download.read_tail(TAIL_BYTES.max(1)).await?;
+        let downloaded = |fetched: &FetchedZip| {
+            info!(
+                artifact = %artifact.name,
+                bytes = fetched.bytes,
+                stored_in_place = fetched.routed.len(),
+                "downloaded input artifact"
+            );
+        };
+        let tail = download
+            .read_tail(TAIL_BYTES.max(1))
+            .await
+            .map_err(FollowError::Download)?;
         if tail.start == 0 {
-            return Ok(FetchedZip {
+            let fetched = FetchedZip {
                 bytes: tail.total,
                 routed: Vec::new(),
-            });
+            };
+            downloaded(&fetched);
+            let value = follow(&fetched, Arrivals::whole())
+                .await
+                .map_err(FollowError::Reader)?;
+            return Ok((fetched, value));
         }
         let (total, etag) = (tail.total, tail.etag.as_deref());
         let part = settings.part_size.max(1);
         let concurrency = settings.concurrency.max(1);
         let mut present = vec![(tail.start, total)];
-        let mut routed = Vec::new();
+        let routed = route_stored_entries(
+            &download,
+            archive,
+            &mut present,
+            total,
+            etag,
+            settings,
+            limits,
+        )
+        .await
+        .map_err(FollowError::Download)?;
 
-        let directory = loop_directory(&download, archive, &mut present, total, etag, settings)
-            .await?
-            .filter(|directory| directory.usable(limits));
-        if let Some(directory) = directory {
-            let candidates = directory.candidates();
-            let header_span = |candidate: &Candidate| {
-                let first = candidate.header_start;
-                (first, (first + LOCAL_HEADER_READ).min(total) - 1)
-            };
-            // The local headers, all at once: they fix where each entry's data starts.
-            download
-                .fetch_spans(
-                    candidates.iter().map(header_span).collect(),
-                    total,
-                    etag,
-                    concurrency,
-                )
-                .await?;
-            let mut located = Vec::new();
-            for candidate in candidates {
-                let (first, last) = header_span(&candidate);
-                if let Some(data_start) = local_data_start(archive, first, last)? {
-                    located.push((candidate, data_start));
-                }
-            }
-            let spans = disjoint_spans(located, directory.central_directory_start);
-            let mut routes = Vec::new();
-            for (n, (candidate, data_start)) in spans.into_iter().enumerate() {
-                let path = routed_path(archive, n);
-                let file = File::create(&path).map_err(|source| DownloadError::Write {
-                    path: path.clone(),
-                    source,
-                })?;
-                let end = data_start + candidate.size;
-                // Bytes of the span already in the archive (its tail end, read first) move over.
-                for &(from, to) in &present {
-                    let (from, to) = (from.max(data_start), to.min(end));
-                    if from < to {
-                        copy_span(archive, &file, from, to, data_start).map_err(write_error)?;
-                    }
-                }
-                routes.push(Route {
-                    start: data_start,
-                    end,
-                    file: Arc::new(file),
-                });
-                routed.push(RoutedEntry {
-                    index: candidate.index,
-                    file: path,
-                    data_start,
-                    size: candidate.size,
-                });
-            }
-            download.set_routes(routes);
-        }
-
+        // Everything in `present` is where the view reads it (routed spans were copied into
+        // their files); from here on each span is reported once written.
+        let arrivals = Arrivals::with(&present);
+        download.report_to(arrivals.clone());
         let mut spans = Vec::new();
         for (from, to) in missing(&present, total) {
             let mut first = from;
@@ -155,14 +148,96 @@ impl ArtifactStore {
                 first = last + 1;
             }
         }
-        download
-            .fetch_spans(spans, total, etag, concurrency)
-            .await?;
-        Ok(FetchedZip {
+        let fetched = FetchedZip {
             bytes: total,
             routed,
-        })
+        };
+        let rest = async {
+            download
+                .fetch_spans(spans, total, etag, concurrency)
+                .await
+                .inspect(|()| downloaded(&fetched))
+        };
+        let reader = follow(&fetched, arrivals.clone());
+        let value = super::follow::follow(rest, arrivals, reader).await?;
+        Ok((fetched, value))
     }
+}
+
+/// Reads the central directory and, when extraction would not refuse it for what it shows,
+/// routes its large stored entries (see the module docs); `present` gains what was read.
+async fn route_stored_entries(
+    download: &Download<'_>,
+    archive: &Path,
+    present: &mut Vec<(u64, u64)>,
+    total: u64,
+    etag: Option<&str>,
+    settings: DownloadSettings,
+    limits: ExtractLimits,
+) -> Result<Vec<RoutedEntry>, DownloadError> {
+    let write_error = |source| DownloadError::Write {
+        path: archive.to_owned(),
+        source,
+    };
+    let concurrency = settings.concurrency.max(1);
+    let mut routed = Vec::new();
+    let directory = loop_directory(download, archive, present, total, etag, settings)
+        .await?
+        .filter(|directory| directory.usable(limits));
+    let Some(directory) = directory else {
+        return Ok(routed);
+    };
+    let candidates = directory.candidates();
+    let header_span = |candidate: &Candidate| {
+        let first = candidate.header_start;
+        (first, (first + LOCAL_HEADER_READ).min(total) - 1)
+    };
+    // The local headers, all at once: they fix where each entry's data starts.
+    download
+        .fetch_spans(
+            candidates.iter().map(header_span).collect(),
+            total,
+            etag,
+            concurrency,
+        )
+        .await?;
+    let mut located = Vec::new();
+    for candidate in candidates {
+        let (first, last) = header_span(&candidate);
+        if let Some(data_start) = local_data_start(archive, first, last)? {
+            located.push((candidate, data_start));
+        }
+    }
+    let spans = disjoint_spans(located, directory.central_directory_start);
+    let mut routes = Vec::new();
+    for (n, (candidate, data_start)) in spans.into_iter().enumerate() {
+        let path = routed_path(archive, n);
+        let file = File::create(&path).map_err(|source| DownloadError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        let end = data_start + candidate.size;
+        // Bytes of the span already in the archive (its tail end, read first) move over.
+        for &(from, to) in present.iter() {
+            let (from, to) = (from.max(data_start), to.min(end));
+            if from < to {
+                copy_span(archive, &file, from, to, data_start).map_err(write_error)?;
+            }
+        }
+        routes.push(Route {
+            start: data_start,
+            end,
+            file: Arc::new(file),
+        });
+        routed.push(RoutedEntry {
+            index: candidate.index,
+            file: path,
+            data_start,
+            size: candidate.size,
+        });
+    }
+    download.set_routes(routes);
+    Ok(routed)
 }
 
 /// Parses the central directory through the sparse archive, fetching what it lacks, until it
@@ -443,13 +518,17 @@ impl Seek for SparseArchive {
 }
 
 /// The object as S3 holds it: the archive file with each routed entry's file laid over its
-/// span. Extraction reads through this, so every check sees the original bytes.
+/// span. Extraction reads through this, so every check sees the original bytes; while the
+/// download is still running ([`ArchiveView::following`]), a read waits until its first byte
+/// has arrived and returns no byte past the span that has.
 pub struct ArchiveView {
     archive: File,
     /// Routed spans by start: (end, file).
     routes: BTreeMap<u64, (u64, File)>,
     position: u64,
     length: u64,
+    /// The download's record of arrived bytes; `None` once the archive is whole.
+    arrivals: Option<Arc<Arrivals>>,
 }
 
 impl ArchiveView {
@@ -468,15 +547,27 @@ impl ArchiveView {
             routes,
             position: 0,
             length,
+            arrivals: None,
         })
+    }
+
+    /// The view of an archive still downloading: reads wait for `arrivals`.
+    pub fn following(mut self, arrivals: Arc<Arrivals>) -> Self {
+        self.arrivals = Some(arrivals);
+        self
     }
 }
 
 impl Read for ArchiveView {
-    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+    fn read(&mut self, mut buffer: &mut [u8]) -> io::Result<usize> {
         let position = self.position;
         if buffer.is_empty() || position >= self.length {
             return Ok(0);
+        }
+        if let Some(arrivals) = &self.arrivals {
+            let ready = arrivals.ready_from(position)?.min(self.length);
+            let take = buffer.len().min((ready - position) as usize);
+            buffer = &mut buffer[..take];
         }
         let inside = self
             .routes
@@ -683,5 +774,87 @@ mod routed_extraction_tests {
         };
         let error = extract_zip_routed(&archive, &out, limits, &[routed]).unwrap_err();
         assert!(matches!(error, ExtractError::TooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn extraction_following_a_download_writes_each_entry_as_its_bytes_arrive() {
+        use crate::artifacts::arrivals::Arrivals;
+        use crate::artifacts::extract::extract_zip_following;
+        let image: Vec<u8> = (0..400_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let (archive, data_start) = stored_zip(dir.path(), &image);
+        let length = std::fs::metadata(&archive).unwrap().len();
+        let expected = {
+            let out = dir.path().join("expected");
+            std::fs::create_dir(&out).unwrap();
+            extract_zip(&archive, &out, ExtractLimits::default()).unwrap()
+        };
+
+        // The tail (read first, as the download does) and everything before the image's data
+        // have arrived.
+        let tail = length - TAIL_BYTES;
+        assert!(tail > data_start + 1000);
+        let arrivals = Arrivals::with(&[(0, data_start), (tail, length)]);
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let extraction = {
+            let (archive, out, arrivals) = (archive.clone(), out.clone(), arrivals.clone());
+            std::thread::spawn(move || {
+                extract_zip_following(&archive, &out, ExtractLimits::default(), &[], arrivals)
+            })
+        };
+        let waiting = arrivals.reader_waits(std::time::Duration::from_secs(30));
+        assert_eq!(
+            waiting,
+            Some(data_start),
+            "waits for the image's first byte"
+        );
+        // The note came first in the archive: it is written and synced already.
+        assert_eq!(
+            std::fs::read(out.join("notes.md")).unwrap(),
+            b"release notes"
+        );
+        // The image's bytes land out of order, the way parallel ranges finish.
+        let middle = data_start + 200_000;
+        arrivals.arrived(middle, tail);
+        arrivals.arrived(data_start, middle);
+        let files = extraction.join().unwrap().unwrap();
+        let strip = |files: &[crate::artifacts::ExtractedFile]| {
+            files
+                .iter()
+                .map(|file| (file.relative_path.clone(), file.checksums.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&files), strip(&expected));
+        assert_eq!(std::fs::read(out.join("fw/image.bin")).unwrap(), image);
+    }
+
+    #[test]
+    fn a_corrupt_entry_fails_as_soon_as_its_bytes_arrive_not_when_the_download_ends() {
+        use crate::artifacts::arrivals::Arrivals;
+        use crate::artifacts::extract::extract_zip_following;
+        let image = vec![3u8; 300_000];
+        let dir = tempfile::tempdir().unwrap();
+        let (archive, data_start) = stored_zip(dir.path(), &image);
+        let mut bytes = std::fs::read(&archive).unwrap();
+        bytes[data_start as usize + 100] ^= 1;
+        std::fs::write(&archive, &bytes).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        // Every byte is there, but the download has not said it is done.
+        let arrivals = Arrivals::with(&[(0, bytes.len() as u64)]);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result =
+                extract_zip_following(&archive, &out, ExtractLimits::default(), &[], arrivals);
+            let _ = sender.send(result);
+        });
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("extraction ends without the download ending");
+        assert!(
+            matches!(result, Err(ExtractError::Corrupt { ref entry, .. }) if entry == "fw/image.bin"),
+            "{result:?}"
+        );
     }
 }

@@ -31,7 +31,10 @@ use std::time::Duration;
 
 use tracing::info;
 
-use crate::artifacts::{ArtifactStore, DownloadSettings, ExtractLimits, extract_zip_routed};
+use crate::artifacts::{
+    Arrivals, ArtifactStore, DownloadSettings, ExtractError, ExtractLimits, FetchedZip,
+    FollowError, extract_zip_following,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
 use crate::pipeline::config::{ActionConfig, ConfigError, ConfigPolicy, ConfigProblem};
@@ -229,7 +232,10 @@ impl Publisher {
         ))
     }
 
-    /// Downloads each input artifact with the job's credentials and extracts it safely.
+    /// Downloads each input artifact with the job's credentials and extracts it safely, the
+    /// extraction following the download: once the central directory is known, each entry is
+    /// checked, inflated and hashed as soon as its bytes have arrived (see
+    /// [`crate::artifacts::follow`] for which failure a job reports when both go wrong).
     async fn fetch_artifacts(
         &self,
         data: &crate::pipeline::JobData,
@@ -239,9 +245,37 @@ impl Publisher {
         let mut extracted = Vec::with_capacity(data.input_artifacts.len());
         for (index, artifact) in data.input_artifacts.iter().enumerate() {
             let archive = workspace.join(format!("artifact-{index}.zip"));
-            let destination = workspace.join(format!("artifact-{index}"));
-            let root = destination.clone();
-            let fetched = self
+            let root = workspace.join(format!("artifact-{index}"));
+            let limits = self.settings.extract_limits;
+            let extraction = |fetched: &FetchedZip, arrivals: Arc<Arrivals>| {
+                let (archive, destination) = (archive.clone(), root.clone());
+                let routed = fetched.routed.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        std::fs::create_dir(&destination)
+                            .map_err(|source| ExtractError::Write {
+                                path: destination.clone(),
+                                source,
+                            })
+                            .and_then(|()| {
+                                extract_zip_following(
+                                    &archive,
+                                    &destination,
+                                    limits,
+                                    &routed,
+                                    arrivals,
+                                )
+                            })
+                    })
+                    .await
+                    .map_err(|error| JobError::internal("the extraction task failed", error))?
+                    .map_err(|source| JobError::Extract {
+                        artifact: artifact.name.clone(),
+                        source,
+                    })
+                }
+            };
+            let (_, files) = self
                 .store
                 .download_zip(
                     artifact,
@@ -249,40 +283,19 @@ impl Publisher {
                     data.pipeline.region(),
                     &archive,
                     self.settings.download,
-                    self.settings.extract_limits,
+                    limits,
+                    extraction,
                 )
                 .await
-                .map_err(|source| JobError::Download {
-                    artifact: artifact.name.clone(),
-                    source,
-                })?;
-            info!(
-                artifact = %artifact.name,
-                bytes = fetched.bytes,
-                stored_in_place = fetched.routed.len(),
-                "downloaded input artifact"
-            );
-            let limits = self.settings.extract_limits;
-            let files = tokio::task::spawn_blocking(move || {
-                std::fs::create_dir(&destination)
-                    .map_err(|source| crate::artifacts::ExtractError::Write {
-                        path: destination.clone(),
+                .map_err(|error| match error {
+                    FollowError::Download(source) => JobError::Download {
+                        artifact: artifact.name.clone(),
                         source,
-                    })
-                    .and_then(|()| {
-                        extract_zip_routed(&archive, &destination, limits, &fetched.routed)
-                    })
-                    .inspect(|_| {
-                        // The archive is no longer needed; free its disk space early.
-                        let _ = std::fs::remove_file(&archive);
-                    })
-            })
-            .await
-            .map_err(|error| JobError::internal("the extraction task failed", error))?
-            .map_err(|source| JobError::Extract {
-                artifact: artifact.name.clone(),
-                source,
-            })?;
+                    },
+                    FollowError::Reader(error) => error,
+                })?;
+            // The archive is no longer needed; free its disk space early.
+            let _ = std::fs::remove_file(&archive);
             info!(artifact = %artifact.name, files = files.len(), "extracted input artifact");
             extracted.push(ExtractedArtifact {
                 artifact: artifact.clone(),

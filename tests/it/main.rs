@@ -15,6 +15,7 @@ mod formats_mock;
 mod formats_wire;
 mod metrics_exposition;
 mod multipart_deploys;
+mod overlapped_extraction;
 mod passwordless;
 mod passwordless_cli;
 mod passwordless_hygiene;
