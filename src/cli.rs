@@ -94,8 +94,8 @@ pub struct WorkerArgs {
     /// Wait after an empty poll; doubles while idle up to --poll-max-interval.
     #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MIN_INTERVAL", default_value = "1s", value_parser = duration)]
     pub poll_min_interval: Duration,
-    /// Longest wait between polls while idle [default: 10s; 60s with --wake-queue, as a safety
-    /// net: then each idle wait is this long or up to 20 % longer, never shorter].
+    /// Longest wait between polls while idle [default: 10s]; with --wake-queue, the safety net
+    /// instead [default: 60s]: idle polls come this far apart or up to 20 % further, never closer.
     #[arg(long, env = "PIPELINE_PUBLISHER_POLL_MAX_INTERVAL", value_parser = duration)]
     pub poll_max_interval: Option<Duration>,
     /// On SIGTERM/SIGINT, how long in-flight jobs may run before they are reported as failed.
