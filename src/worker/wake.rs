@@ -8,6 +8,11 @@
 //! source serves — is counted (`pipeline_publisher_wake_messages_total{outcome}`) and deleted,
 //! never fatal. A message is deleted once the loop has been told.
 //!
+//! [`RECEIVERS`] receives are in flight at once, so a backlog of one source's events (a
+//! pipeline fanning out 200 jobs) does not queue another source's event behind twenty round
+//! trips; each message still wakes its source once, and the loop hears of the queue failing
+//! or recovering once, whichever receiver saw it.
+//!
 //! While the queue answers, the loop polls idle sources only as a safety net
 //! (`--poll-max-interval`, 60 s by default); it starts so, trusting the queue until a receive
 //! fails. When a receive fails (unreachable, access denied)
@@ -16,6 +21,7 @@
 //! first receive that works again restores the safety-net pace.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -83,25 +89,56 @@ impl SourceMatcher {
     }
 }
 
-/// Receives from `queue` until the loop is gone (`events` closed).
+/// How many receives are in flight at once: a backlog of one source's events (200 jobs queued
+/// at once are 20 receives of 10) is worked through this many receives at a time, so the event
+/// of another source behind it waits a few round trips, not twenty.
+pub const RECEIVERS: usize = 4;
+
+/// Receives from `queue` with [`RECEIVERS`] receives in flight, until the loop is gone
+/// (`events` closed).
 pub async fn run<Q: WakeQueue>(
     queue: Arc<Q>,
     matcher: SourceMatcher,
     metrics: Arc<Metrics>,
     events: mpsc::Sender<WakeEvent>,
 ) {
-    let mut backoff = Backoff::errors(Duration::from_secs(1), Duration::from_secs(60));
+    run_receivers(queue, matcher, metrics, events, RECEIVERS).await;
+}
+
+/// [`run`] with `receivers` receives in flight (at least one).
+pub async fn run_receivers<Q: WakeQueue>(
+    queue: Arc<Q>,
+    matcher: SourceMatcher,
+    metrics: Arc<Metrics>,
+    events: mpsc::Sender<WakeEvent>,
+    receivers: usize,
+) {
     // The loop starts at the safety-net pace: a queue that does not work says so at its first
     // receive (a long poll that works says nothing for up to 20 s).
-    let mut up = true;
+    let up = AtomicBool::new(true);
     metrics.set_wake_queue_up(true);
+    let receiving =
+        (0..receivers.max(1)).map(|_| receive(&*queue, &matcher, &metrics, &events, &up));
+    futures::future::join_all(receiving).await;
+}
+
+/// One receiver: receive, wake, delete, until the loop is gone. `up` is shared by the
+/// receivers, so the loop hears of the queue failing or recovering once.
+async fn receive<Q: WakeQueue>(
+    queue: &Q,
+    matcher: &SourceMatcher,
+    metrics: &Metrics,
+    events: &mpsc::Sender<WakeEvent>,
+    up: &AtomicBool,
+) {
+    let mut backoff = Backoff::errors(Duration::from_secs(1), Duration::from_secs(60));
     while !events.is_closed() {
         let messages = match queue.receive().await {
             Ok(messages) => messages,
             Err(error) => {
                 metrics.wake_queue_failed();
                 let delay = backoff.next_delay();
-                if up {
+                if up.swap(false, Ordering::SeqCst) {
                     warn!(
                         %error,
                         retry_in_ms = delay.as_millis() as u64,
@@ -112,7 +149,6 @@ pub async fn run<Q: WakeQueue>(
                     if events.send(WakeEvent::QueueDown).await.is_err() {
                         return;
                     }
-                    up = false;
                 } else {
                     debug!(%error, retry_in_ms = delay.as_millis() as u64, "the wake-up queue still fails");
                 }
@@ -121,13 +157,12 @@ pub async fn run<Q: WakeQueue>(
             }
         };
         backoff.reset();
-        if !up {
+        if !up.swap(true, Ordering::SeqCst) {
             info!("the wake-up queue answers again; idle sources are polled as a safety net only");
             metrics.set_wake_queue_up(true);
             if events.send(WakeEvent::QueueUp).await.is_err() {
                 return;
             }
-            up = true;
         }
         // Every source named in this batch is woken before any message is deleted, and once:
         // a backlog of one source's events must not hold up another's wake-up behind a
@@ -323,7 +358,14 @@ mod tests {
         });
         let metrics = Arc::new(Metrics::new());
         let (sender, mut receiver) = mpsc::channel(16);
-        let task = tokio::spawn(run(queue.clone(), matcher(), metrics.clone(), sender));
+        // One receiver, so the script is consumed in order.
+        let task = tokio::spawn(run_receivers(
+            queue.clone(),
+            matcher(),
+            metrics.clone(),
+            sender,
+            1,
+        ));
         let mut events = Vec::new();
         for _ in 0..4 {
             events.push(receiver.recv().await.unwrap());
@@ -365,11 +407,12 @@ mod tests {
             deleted: Mutex::new(Vec::new()),
         });
         let (sender, mut receiver) = mpsc::channel(16);
-        let task = tokio::spawn(run(
+        let task = tokio::spawn(run_receivers(
             queue.clone(),
             matcher(),
             Arc::new(Metrics::new()),
             sender,
+            1,
         ));
         let events = [
             receiver.recv().await.unwrap(),
@@ -392,6 +435,43 @@ mod tests {
             "no second wake-up for the backlogged source"
         );
         drop(receiver);
+        task.abort();
+    }
+
+    /// Counts the receives in flight; none ever returns.
+    #[derive(Default)]
+    struct SilentQueue {
+        in_flight: std::sync::atomic::AtomicUsize,
+    }
+
+    impl WakeQueue for SilentQueue {
+        async fn receive(&self) -> Result<Vec<QueueMessage>, WakeQueueError> {
+            self.in_flight.fetch_add(1, Ordering::SeqCst);
+            std::future::pending().await
+        }
+
+        async fn delete(&self, _: &str) -> Result<(), WakeQueueError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn several_receives_are_in_flight_so_a_backlog_drains_in_parallel() {
+        let queue = Arc::new(SilentQueue::default());
+        let (sender, _receiver) = mpsc::channel(16);
+        let task = tokio::spawn(run(
+            queue.clone(),
+            matcher(),
+            Arc::new(Metrics::new()),
+            sender,
+        ));
+        for _ in 0..100 {
+            if queue.in_flight.load(Ordering::SeqCst) == RECEIVERS {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(queue.in_flight.load(Ordering::SeqCst), RECEIVERS);
         task.abort();
     }
 }
