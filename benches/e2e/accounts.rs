@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use pipeline_publisher::demo::zip_entries;
-use pipeline_publisher::sandbox::{JobResult, SandboxConfig};
+use pipeline_publisher::sandbox::{JobResult, RecordedCall, SandboxConfig};
 
 use crate::proxies::{Policy, http_proxy};
 use crate::report::{Report, Verdict};
@@ -147,5 +147,20 @@ pub async fn scenario_11(bench: &Bench, report: &mut Report) {
         .load(std::sync::atomic::Ordering::Relaxed);
     report.note(format!(
         "scenario 11 traffic through the proxy (job API, STS): {total} requests, {throttled} throttled"
+    ));
+    // What the job API accepted, by operation: where requests beyond the ideal went.
+    let mut accepted = std::collections::BTreeMap::<String, usize>::new();
+    for call in sandbox.calls() {
+        if let RecordedCall::JobApi { operation, .. } = call {
+            *accepted.entry(operation).or_default() += 1;
+        }
+    }
+    let accepted: Vec<String> = accepted
+        .iter()
+        .map(|(operation, count)| format!("{operation} {count}"))
+        .collect();
+    report.note(format!(
+        "scenario 11 job-API requests accepted, all sources: {}",
+        accepted.join(", ")
     ));
 }

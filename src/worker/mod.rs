@@ -338,9 +338,13 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 continue;
             }
         };
-        // Gathering slots saves polls while this source's own jobs end one by one; while other
-        // sources hold slots too, the share rule decides and a waiting job is not held back.
-        let gather = more_would_help && batch == free && tasks.in_flight(index) == tasks.len();
+        // Gathering slots saves polls while this source's own jobs end one by one. While other
+        // sources hold slots too, the share rule decides and a waiting job is not held back,
+        // unless the source's job API throttles: then a poll is scarcer than a few hundred ms.
+        let gather = more_would_help
+            && batch == free
+            && (tasks.in_flight(index) == tasks.len()
+                || states[index].pacer.throttled_recently(now));
         if let Some(deadline) = states[index].pacer.gather_until(now, tasks.len(), gather) {
             let waited = wait(
                 &mut tasks,

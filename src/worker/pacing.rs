@@ -48,6 +48,8 @@ pub struct Pacer {
     gather_delay: Duration,
     /// A wake-up queue answers: the idle pace is only a safety net.
     safety_net: bool,
+    /// When a poll was last throttled.
+    last_throttled: Option<Instant>,
     /// When the last poll returned jobs: the start of the busy window.
     last_received: Option<Instant>,
     /// While some slots are free and jobs still run: when to stop gathering and poll. Cleared
@@ -71,6 +73,7 @@ impl Pacer {
             // latency than an empty poll would.
             gather_delay: settings.gather_delay.min(settings.poll_min_interval / 2),
             safety_net: false,
+            last_throttled: None,
             last_received: None,
             gather_until: None,
         }
@@ -107,6 +110,13 @@ impl Pacer {
         (now < deadline).then_some(deadline)
     }
 
+    /// Whether a poll was throttled within the busy window: the source's request rate is
+    /// scarce, so claiming more jobs per poll is worth a short wait.
+    pub fn throttled_recently(&self, now: Instant) -> bool {
+        self.last_throttled
+            .is_some_and(|at| now.saturating_duration_since(at) < self.busy_window)
+    }
+
     /// Records a poll's result; returns how long to wait before the next poll.
     pub fn after_poll(&mut self, now: Instant, result: PollResult, in_flight: usize) -> Duration {
         match result {
@@ -135,7 +145,10 @@ impl Pacer {
                 }
             }
             // Pace, do not sleep: the allowed rate is there to be used soon.
-            PollResult::Throttled => self.throttles.next_delay(),
+            PollResult::Throttled => {
+                self.last_throttled = Some(now);
+                self.throttles.next_delay()
+            }
             PollResult::Failed => self.errors.next_delay(),
         }
     }

@@ -13,8 +13,9 @@
 //!   slots). Alone, a source asks for every free slot, exactly as a single-source worker does.
 //!
 //! - A partly free worker gathers slots before polling (see [`super::pacing`]) only while the
-//!   chosen source holds every running job; once another source holds slots too, a job that
-//!   waits takes the first slot that frees.
+//!   chosen source holds every running job, or its job API has throttled a poll within the busy
+//!   window; otherwise, with another source holding slots too, a job that waits takes the
+//!   first slot that frees.
 //!
 //! What it guarantees: a source that queues 200 jobs holds every slot only while no other source
 //! is due. Once another source is due, the next slot that frees goes to it (it has fewer jobs in
