@@ -95,6 +95,25 @@ pub enum JobError {
         source: Box<RegistryError>,
     },
 
+    /// A failure met after uploads had begun while the artifact was still being downloaded and
+    /// extracted ([`crate::publish::early`]): `source` says what failed.
+    #[error(
+        "the job failed after uploads had begun: {} file{} published, {} not; re-running the \
+         stage publishes only what is missing{}",
+        published.len(),
+        if published.len() == 1 { " was" } else { "s were" },
+        not_published.len(),
+        list_files(published, not_published)
+    )]
+    PartlyPublished {
+        /// Where the files that did land are.
+        published: Vec<String>,
+        /// Paths (inside the artifact) of the files that did not.
+        not_published: Vec<String>,
+        #[source]
+        source: Box<JobError>,
+    },
+
     #[error("{context}")]
     Internal {
         context: String,
@@ -150,6 +169,7 @@ impl Classify for JobError {
                 FailureType::ConfigurationError
             }
             JobError::Plan { source, .. } => source.failure_type(),
+            JobError::PartlyPublished { source, .. } => source.failure_type(),
             JobError::Download { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
