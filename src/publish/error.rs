@@ -237,6 +237,32 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_after_early_uploads_keeps_its_type_and_says_what_was_published() {
+        let error = JobError::PartlyPublished {
+            published: vec!["https://acme.jfrog.io/artifactory/fw/nestbox-cam/NOTES.md".into()],
+            not_published: vec!["fw/image.bin".into()],
+            source: Box::new(JobError::Extract {
+                artifact: "BuildOutput".into(),
+                source: ExtractError::Symlink {
+                    entry: "fw/image.bin".into(),
+                },
+            }),
+        };
+        let text = rendered(error);
+        assert!(text.starts_with("[ConfigurationError]\n"), "{text}");
+        assert!(
+            text.contains("1 file was published, 1 not; re-running the stage"),
+            "{text}"
+        );
+        let not_published = text.split("not published:").nth(1).unwrap_or_default();
+        assert!(not_published.contains("fw/image.bin"), "{text}");
+        assert!(
+            text.contains("Caused by: input artifact `BuildOutput` was refused"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn failure_messages_a_pipeline_author_sees() {
         let cases = [
             JobError::Configuration(ConfigError {
