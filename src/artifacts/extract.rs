@@ -128,7 +128,7 @@ pub fn extract_zip_routed(
     limits: ExtractLimits,
     routed: &[RoutedEntry],
 ) -> Result<Vec<ExtractedFile>, ExtractError> {
-    extract_view(archive, destination, limits, routed, None)
+    extract_view(archive, destination, limits, routed, None, &mut |_| {})
 }
 
 /// [`extract_zip_routed`] while the archive is still downloading: every read waits until its
@@ -141,7 +141,40 @@ pub fn extract_zip_following(
     routed: &[RoutedEntry],
     arrivals: Arc<Arrivals>,
 ) -> Result<Vec<ExtractedFile>, ExtractError> {
-    extract_view(archive, destination, limits, routed, Some(arrivals))
+    extract_view(
+        archive,
+        destination,
+        limits,
+        routed,
+        Some(arrivals),
+        &mut |_| {},
+    )
+}
+
+/// What [`extract_zip_reporting`] tells as it goes, so that a caller can act on a file before
+/// the whole archive is extracted.
+#[derive(Debug, Clone, Copy)]
+pub enum ExtractionEvent<'a> {
+    /// The central directory passed every check made before any entry is read (names,
+    /// symlinks, encryption, duplicates, entry count, what it shows of overlaps); these are the
+    /// paths of the files extraction will place, in archive order. Told once, before any file.
+    Checked(&'a [String]),
+    /// A file was placed and hashed: its CRC and every check on it passed.
+    Placed(&'a ExtractedFile),
+}
+
+/// [`extract_zip_following`] that tells `report` when the central directory has passed its
+/// checks and each time a file is placed. Everything after [`ExtractionEvent::Checked`] can
+/// still fail (a later entry's CRC, the caps, its local header, the download, the disk).
+pub fn extract_zip_reporting(
+    archive: &Path,
+    destination: &Path,
+    limits: ExtractLimits,
+    routed: &[RoutedEntry],
+    arrivals: Arc<Arrivals>,
+    report: &mut dyn FnMut(ExtractionEvent<'_>),
+) -> Result<Vec<ExtractedFile>, ExtractError> {
+    extract_view(archive, destination, limits, routed, Some(arrivals), report)
 }
 
 fn extract_view(
@@ -150,6 +183,7 @@ fn extract_view(
     limits: ExtractLimits,
     routed: &[RoutedEntry],
     arrivals: Option<Arc<Arrivals>>,
+    report: &mut dyn FnMut(ExtractionEvent<'_>),
 ) -> Result<Vec<ExtractedFile>, ExtractError> {
     let view = ArchiveView::open(archive, routed).map_err(|source| ExtractError::Write {
         path: archive.to_owned(),
@@ -204,6 +238,11 @@ fn extract_view(
     if files == 0 {
         return Err(ExtractError::Empty);
     }
+    let names: Vec<String> = plan
+        .iter()
+        .filter_map(|(_, file)| file.as_ref().map(|(_, relative)| relative.clone()))
+        .collect();
+    report(ExtractionEvent::Checked(&names));
     let mut budget = limits.max_total_bytes;
     let mut extracted = Vec::with_capacity(files);
     for (index, file) in plan {
@@ -290,12 +329,14 @@ fn extract_view(
             source,
         })?;
         budget -= size;
-        extracted.push(ExtractedFile {
+        let file = ExtractedFile {
             relative_path: relative,
             path,
             size,
             checksums,
-        });
+        };
+        report(ExtractionEvent::Placed(&file));
+        extracted.push(file);
     }
     extracted.sort_by(|a, b| a.relative_path.cmp(&b.relative_path));
     Ok(extracted)
@@ -457,6 +498,53 @@ mod tests {
             "a9993e364706816aba3e25717850c26c9cd0d89d"
         );
         assert_eq!(fs::read(out.path().join("notes.md")).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn reports_the_checked_names_before_each_file_it_places_and_nothing_for_a_refused_archive() {
+        let archive = zip_with(&[("notes.md", b"hello"), ("fw/image.bin", b"abc")]);
+        let out = tempfile::tempdir().unwrap();
+        let mut events = Vec::new();
+        let files = extract_zip_reporting(
+            archive.path(),
+            out.path(),
+            ExtractLimits::default(),
+            &[],
+            Arrivals::whole(),
+            &mut |event| {
+                events.push(match event {
+                    ExtractionEvent::Checked(names) => format!("checked {}", names.join(" ")),
+                    ExtractionEvent::Placed(file) => {
+                        assert!(file.path.exists(), "{} is in place", file.relative_path);
+                        format!("placed {}", file.relative_path)
+                    }
+                })
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            events,
+            [
+                "checked notes.md fw/image.bin",
+                "placed notes.md",
+                "placed fw/image.bin"
+            ]
+        );
+        assert_eq!(files.len(), 2);
+
+        let refused = zip_with(&[("good.txt", b"fine"), ("../evil", b"x")]);
+        let out = tempfile::tempdir().unwrap();
+        let mut told = 0;
+        let result = extract_zip_reporting(
+            refused.path(),
+            out.path(),
+            ExtractLimits::default(),
+            &[],
+            Arrivals::whole(),
+            &mut |_| told += 1,
+        );
+        assert!(matches!(result, Err(ExtractError::UnsafePath { .. })));
+        assert_eq!(told, 0);
     }
 
     #[test]

@@ -11,8 +11,8 @@ pub mod zip_fetch;
 pub use arrivals::Arrivals;
 pub use download::{ArtifactStore, DownloadError};
 pub use extract::{
-    ExtractError, ExtractLimits, ExtractedFile, extract_zip, extract_zip_following,
-    extract_zip_routed,
+    ExtractError, ExtractLimits, ExtractedFile, ExtractionEvent, extract_zip,
+    extract_zip_following, extract_zip_reporting, extract_zip_routed,
 };
 pub use follow::FollowError;
 pub use ranged::{CredentialSource, DownloadSettings};

@@ -95,6 +95,25 @@ pub enum JobError {
         source: Box<RegistryError>,
     },
 
+    /// A failure met after uploads had begun while the artifact was still being downloaded and
+    /// extracted ([`crate::publish::early`]): `source` says what failed.
+    #[error(
+        "the job failed after uploads had begun: {} file{} published, {} not; re-running the \
+         stage publishes only what is missing{}",
+        published.len(),
+        if published.len() == 1 { " was" } else { "s were" },
+        not_published.len(),
+        list_files(published, not_published)
+    )]
+    PartlyPublished {
+        /// Where the files that did land are.
+        published: Vec<String>,
+        /// Paths (inside the artifact) of the files that did not.
+        not_published: Vec<String>,
+        #[source]
+        source: Box<JobError>,
+    },
+
     #[error("{context}")]
     Internal {
         context: String,
@@ -150,6 +169,7 @@ impl Classify for JobError {
                 FailureType::ConfigurationError
             }
             JobError::Plan { source, .. } => source.failure_type(),
+            JobError::PartlyPublished { source, .. } => source.failure_type(),
             JobError::Download { source, .. } if source.is_access_denied() => {
                 FailureType::PermissionError
             }
@@ -214,6 +234,32 @@ mod tests {
             message: message.into(),
             hint: hint.map(str::to_owned),
         })
+    }
+
+    #[test]
+    fn a_failure_after_early_uploads_keeps_its_type_and_says_what_was_published() {
+        let error = JobError::PartlyPublished {
+            published: vec!["https://acme.jfrog.io/artifactory/fw/nestbox-cam/NOTES.md".into()],
+            not_published: vec!["fw/image.bin".into()],
+            source: Box::new(JobError::Extract {
+                artifact: "BuildOutput".into(),
+                source: ExtractError::Symlink {
+                    entry: "fw/image.bin".into(),
+                },
+            }),
+        };
+        let text = rendered(error);
+        assert!(text.starts_with("[ConfigurationError]\n"), "{text}");
+        assert!(
+            text.contains("1 file was published, 1 not; re-running the stage"),
+            "{text}"
+        );
+        let not_published = text.split("not published:").nth(1).unwrap_or_default();
+        assert!(not_published.contains("fw/image.bin"), "{text}");
+        assert!(
+            text.contains("Caused by: input artifact `BuildOutput` was refused"),
+            "{text}"
+        );
     }
 
     #[test]

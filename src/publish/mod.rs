@@ -7,12 +7,14 @@
 //! Map: `run` (the one publish run, shared with `publish PATH`) · `error` (why a job failed, and
 //! its failure type) · `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
 //! `pattern` (wildcards) · `formats` (npm, Debian, Python metadata; npm packing) · `receipt`
-//! (carrying the plan out) · `build_info` · `output` (`publish-receipt.json`) · `summary` (the
+//! (carrying the plan out) · `early` (uploads that start while the artifact downloads) ·
+//! `build_info` · `output` (`publish-receipt.json`) · `summary` (the
 //! success result).
 
 pub mod build_info;
 pub mod credentials;
 pub mod detect;
+pub mod early;
 pub mod error;
 pub mod formats;
 pub mod login;
@@ -33,7 +35,7 @@ use tracing::info;
 
 use crate::artifacts::{
     Arrivals, ArtifactStore, DownloadSettings, ExtractError, ExtractLimits, FetchedZip,
-    FollowError, extract_zip_following,
+    FollowError, extract_zip_reporting,
 };
 use crate::metrics::Metrics;
 use crate::pipeline::JobSuccess;
@@ -72,6 +74,11 @@ pub struct PublisherSettings {
     pub download: DownloadSettings,
     /// When large files are deployed in parts (`--multipart-*`).
     pub multipart: MultipartSettings,
+    /// Upload a generic artifact's files as soon as each is extracted, while later entries
+    /// are still downloading; a failure after uploads began then leaves those files
+    /// published (see [`early`]). Off: nothing is published unless the whole artifact was
+    /// downloaded and extracted.
+    pub early_uploads: bool,
 }
 
 impl Default for PublisherSettings {
@@ -87,8 +94,18 @@ impl Default for PublisherSettings {
             login: login::LoginSettings::default(),
             download: DownloadSettings::default(),
             multipart: MultipartSettings::default(),
+            early_uploads: false,
         }
     }
+}
+
+/// What downloading and extracting a job's artifacts ended with.
+enum Extraction {
+    /// Every artifact's files, for the usual path.
+    Extracted(Vec<ExtractedArtifact>),
+    /// The files were uploaded as they were extracted (see [`early`]), and the build info
+    /// published.
+    Published(PublishPlan, Published),
 }
 
 /// Publishes a job's input artifacts to the registry its configuration names.
@@ -174,35 +191,52 @@ impl Publisher {
             context.details.clone(),
             context.redactor.clone(),
         );
-        let extracted = self
-            .fetch_artifacts(data, &credentials, workspace.path())
-            .await?;
-        let plan = run::plan(&config, data, extracted, workspace.path().join("packed")).await?;
         let client = RegistryClient::new(self.http.clone(), config.host.clone())
             .with_observer(stats.clone())
             .with_multipart(self.settings.multipart);
-        let token_source =
-            login::token_source(&config, &self.settings.login, &context.redactor).await?;
-        let published = PublishRun {
-            client: client.clone(),
-            config: &config,
-            data,
-            plan: &plan,
-            token_source,
-            token_lifetime: self.settings.token_lifetime,
-            token_description: format!(
-                "pipeline-publisher: {} / {}",
-                data.pipeline.pipeline_name, data.pipeline.execution_id
-            ),
-            redactor: context.redactor.clone(),
-            reporter: stats,
-            upload_concurrency: self.settings.upload_concurrency,
-            started,
-        }
-        .execute()
-        .await;
+        let token_description = format!(
+            "pipeline-publisher: {} / {}",
+            data.pipeline.pipeline_name, data.pipeline.execution_id
+        );
+        let pack_dir = workspace.path().join("packed");
+        let early = early::eligible(self.settings.early_uploads, &config, data).then(|| {
+            early::EarlyUploads {
+                config: &config,
+                data,
+                client: client.clone(),
+                login: &self.settings.login,
+                redactor: context.redactor.clone(),
+                token_lifetime: self.settings.token_lifetime,
+                token_description: token_description.clone(),
+                reporter: stats.clone(),
+                upload_concurrency: self.settings.upload_concurrency,
+                root: workspace.path().join("artifact-0"),
+                pack_dir: pack_dir.clone(),
+            }
+        });
+        let published = match self
+            .extract_publishing_early(early, data, &credentials, workspace.path(), started)
+            .await
+        {
+            Ok(Extraction::Published(plan, published)) => Ok((plan, published)),
+            Ok(Extraction::Extracted(extracted)) => {
+                self.publish_after_extraction(
+                    &config,
+                    data,
+                    context,
+                    &stats,
+                    &client,
+                    token_description,
+                    extracted,
+                    pack_dir,
+                    started,
+                )
+                .await
+            }
+            Err(error) => Err(error),
+        };
         drop(workspace);
-        let published = published?;
+        let (plan, published) = published?;
         if let Some(output) = data.output_artifacts.first() {
             let document = output::receipt_json(&plan, &published.receipt, data, &client);
             let zipped = output::zip_receipt(&document)
@@ -232,6 +266,80 @@ impl Publisher {
         ))
     }
 
+    /// Downloads and extracts the input artifacts; with `early` (see [`early::eligible`]), their
+    /// files are uploaded as extraction places them, unless the archive turns out to hold a
+    /// publish spec.
+    async fn extract_publishing_early(
+        &self,
+        early: Option<early::EarlyUploads<'_>>,
+        data: &crate::pipeline::JobData,
+        credentials: &JobCredentials,
+        workspace: &std::path::Path,
+        started: time::OffsetDateTime,
+    ) -> Result<Extraction, JobError> {
+        let Some(uploads) = early else {
+            let extracted = self
+                .fetch_artifacts(data, credentials, workspace, None)
+                .await?;
+            return Ok(Extraction::Extracted(extracted));
+        };
+        let (config, pack_dir) = (uploads.config, uploads.pack_dir.clone());
+        let (report, events) = early::channel();
+        // Extraction never waits for the uploads; they end when extraction has.
+        let (extracted, begun) = tokio::join!(
+            self.fetch_artifacts(data, credentials, workspace, Some(report)),
+            uploads.run(events)
+        );
+        match (extracted, begun) {
+            (Err(error), Ok(Some(begun))) => Err(begun.fail(error).await),
+            (Err(error), _) => Err(error),
+            // No token: nothing was uploaded.
+            (Ok(_), Err(error)) => Err(error),
+            (Ok(extracted), Ok(Some(begun))) => {
+                let (plan, published) = begun
+                    .finish(config, data, extracted, pack_dir, started)
+                    .await?;
+                Ok(Extraction::Published(plan, published))
+            }
+            (Ok(extracted), Ok(None)) => Ok(Extraction::Extracted(extracted)),
+        }
+    }
+
+    /// The usual path, once every artifact is extracted: plan, token, publish, build info.
+    #[allow(clippy::too_many_arguments)]
+    async fn publish_after_extraction(
+        &self,
+        config: &ActionConfig,
+        data: &crate::pipeline::JobData,
+        context: &JobContext,
+        stats: &Arc<JobStats>,
+        client: &RegistryClient,
+        token_description: String,
+        extracted: Vec<ExtractedArtifact>,
+        pack_dir: PathBuf,
+        started: time::OffsetDateTime,
+    ) -> Result<(PublishPlan, Published), JobError> {
+        let plan = run::plan(config, data, extracted, pack_dir).await?;
+        let token_source =
+            login::token_source(config, &self.settings.login, &context.redactor).await?;
+        let published = PublishRun {
+            client: client.clone(),
+            config,
+            data,
+            plan: &plan,
+            token_source,
+            token_lifetime: self.settings.token_lifetime,
+            token_description,
+            redactor: context.redactor.clone(),
+            reporter: stats.clone(),
+            upload_concurrency: self.settings.upload_concurrency,
+            started,
+        }
+        .execute()
+        .await?;
+        Ok((plan, published))
+    }
+
     /// Downloads each input artifact with the job's credentials and extracts it safely, the
     /// extraction following the download: once the central directory is known, each entry is
     /// checked, inflated and hashed as soon as its bytes have arrived (see
@@ -241,12 +349,15 @@ impl Publisher {
         data: &crate::pipeline::JobData,
         credentials: &JobCredentials,
         workspace: &std::path::Path,
+        mut report: Option<early::ExtractionReport>,
     ) -> Result<Vec<ExtractedArtifact>, JobError> {
         let mut extracted = Vec::with_capacity(data.input_artifacts.len());
         for (index, artifact) in data.input_artifacts.iter().enumerate() {
             let archive = workspace.join(format!("artifact-{index}.zip"));
             let root = workspace.join(format!("artifact-{index}"));
             let limits = self.settings.extract_limits;
+            // Only the first artifact's files go early (see `early::eligible`).
+            let report = report.take();
             let extraction = |fetched: &FetchedZip, arrivals: Arc<Arrivals>| {
                 let (archive, destination) = (archive.clone(), root.clone());
                 let routed = fetched.routed.clone();
@@ -258,12 +369,17 @@ impl Publisher {
                                 source,
                             })
                             .and_then(|()| {
-                                extract_zip_following(
+                                extract_zip_reporting(
                                     &archive,
                                     &destination,
                                     limits,
                                     &routed,
                                     arrivals,
+                                    &mut |event| {
+                                        if let Some(report) = &report {
+                                            report.report(event);
+                                        }
+                                    },
                                 )
                             })
                     })

@@ -4,10 +4,11 @@
 //! go through their registry API, are then found by checksum where the registry stored them,
 //! and get the same traceability properties as every other file.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::{StreamExt, stream};
+use futures::{Stream, StreamExt, stream};
 use tokio::sync::RwLock;
 use tracing::{info, warn};
 
@@ -57,39 +58,78 @@ pub async fn execute(
     progress: &Arc<dyn Reporter>,
     concurrency: usize,
 ) -> Result<Receipt, JobError> {
+    let items = stream::iter(plan.items.iter().cloned());
+    let outcomes = publish_items(session, items, progress, concurrency).await;
+    assemble(plan, outcomes)
+}
+
+/// One item handed to [`publish_items`] and what became of it: `None` when it was not started
+/// because another had failed.
+pub type Outcome = (PublishItem, Option<Result<PublishedFile, RegistryError>>);
+
+/// Publishes items as `items` yields them — a plan's, or files as extraction places them
+/// ([`crate::publish::early`]) — up to `concurrency` at a time, with [`execute`]'s token
+/// renewal; after the first failure no new item is taken. Outcomes in completion order; items
+/// never taken have none.
+pub async fn publish_items(
+    session: &mut TokenSession,
+    items: impl Stream<Item = PublishItem>,
+    progress: &Arc<dyn Reporter>,
+    concurrency: usize,
+) -> Vec<Outcome> {
     let client = session.client().clone();
     let session = RwLock::new(session);
     let failed = AtomicBool::new(false);
-    let uploads: Vec<_> = plan
-        .items
-        .iter()
-        .enumerate()
-        .map(|(index, item)| run_item(index, item, &client, &session, &failed, progress))
-        .collect();
-    let outcomes: Vec<(usize, Option<Result<PublishedFile, RegistryError>>)> =
-        stream::iter(uploads)
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+    let (client, session_ref, failed_ref) = (&client, &session, &failed);
+    items
+        .take_while(|_| std::future::ready(!failed_ref.load(Ordering::SeqCst)))
+        .map(|item| async move {
+            let outcome = run_item(&item, client, session_ref, failed_ref, progress).await;
+            (item, outcome)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await
+}
 
-    let mut by_index: Vec<Option<Result<PublishedFile, RegistryError>>> =
-        (0..plan.items.len()).map(|_| None).collect();
-    for (index, outcome) in outcomes {
-        by_index[index] = outcome;
+/// Which plan item an outcome belongs to.
+type ItemKey = (String, String, String, String);
+
+fn key(item: &PublishItem) -> ItemKey {
+    (
+        item.artifact_name.clone(),
+        item.source.relative_path.clone(),
+        item.repo.clone(),
+        item.target_path.clone(),
+    )
+}
+
+/// The receipt of `plan` from the outcomes of its items, in plan order; or the error naming
+/// the first failure (in plan order) and what was and was not published. An item without an
+/// outcome was not published.
+pub fn assemble(plan: &PublishPlan, outcomes: Vec<Outcome>) -> Result<Receipt, JobError> {
+    let mut by_key: HashMap<ItemKey, VecDeque<Option<Result<PublishedFile, RegistryError>>>> =
+        HashMap::new();
+    for (item, outcome) in outcomes {
+        by_key.entry(key(&item)).or_default().push_back(outcome);
     }
     let mut receipt = Receipt::default();
     let mut first_error: Option<(usize, RegistryError)> = None;
     let mut not_published = Vec::new();
-    for (index, outcome) in by_index.into_iter().enumerate() {
+    for (index, item) in plan.items.iter().enumerate() {
+        let outcome = by_key
+            .get_mut(&key(item))
+            .and_then(VecDeque::pop_front)
+            .flatten();
         match outcome {
             Some(Ok(published)) => receipt.files.push(published),
             Some(Err(error)) => {
-                not_published.push(plan.items[index].source.relative_path.clone());
+                not_published.push(item.source.relative_path.clone());
                 if first_error.is_none() {
                     first_error = Some((index, error));
                 }
             }
-            None => not_published.push(plan.items[index].source.relative_path.clone()),
+            None => not_published.push(item.source.relative_path.clone()),
         }
     }
     match first_error {
@@ -109,23 +149,22 @@ pub async fn execute(
     }
 }
 
-/// One item of [`execute`]: skipped once another has failed.
+/// One item of [`publish_items`]: skipped once another has failed.
 async fn run_item(
-    index: usize,
     item: &PublishItem,
     client: &RegistryClient,
     session: &RwLock<&mut TokenSession>,
     failed: &AtomicBool,
     progress: &Arc<dyn Reporter>,
-) -> (usize, Option<Result<PublishedFile, RegistryError>>) {
+) -> Option<Result<PublishedFile, RegistryError>> {
     if failed.load(Ordering::SeqCst) {
-        return (index, None);
+        return None;
     }
     let result = publish_with_renewal(client, session, item, progress).await;
     if result.is_err() {
         failed.store(true, Ordering::SeqCst);
     }
-    (index, Some(result))
+    Some(result)
 }
 
 /// Publishes one item; a 401 renews the session's token (once per job, whichever task sees it

@@ -85,20 +85,15 @@ impl PublishRun<'_> {
     /// Mints the token, publishes the plan and its build info, and revokes the token however
     /// the publish ended.
     pub async fn execute(self) -> Result<Published, JobError> {
-        let mode = self.token_source.mode();
-        let mut session = TokenSession::open(
-            self.client.clone(),
-            self.token_source.clone(),
+        let mut session = open_session(
+            &self.client,
+            self.config,
+            &self.token_source,
             self.token_lifetime,
             &self.token_description,
-            self.redactor.clone(),
+            &self.redactor,
         )
-        .await
-        .map_err(|source| JobError::Token {
-            host: self.config.host.to_string(),
-            mode,
-            source: Box::new(source),
-        })?;
+        .await?;
         info!(
             files = self.plan.items.len(),
             bytes = self.plan.total_bytes(),
@@ -112,41 +107,71 @@ impl PublishRun<'_> {
     async fn publish(&self, session: &mut TokenSession) -> Result<Published, JobError> {
         let receipt =
             receipt::execute(session, self.plan, &self.reporter, self.upload_concurrency).await?;
-        let document = build_info::document(
-            self.plan,
-            &receipt,
-            self.data,
-            self.started,
-            OffsetDateTime::now_utc(),
-        );
-        let build = &self.plan.build;
-        match session
-            .client()
-            .publish_build_info(session.token(), &document)
-            .await
-        {
-            Ok(()) => {
-                info!(name = %build.name, number = %build.number, "published build info");
-                Ok(Published {
-                    receipt,
-                    build_info: true,
-                })
-            }
-            // Artifactory always has the build API; a registry that answers 404 is merely
-            // Artifactory-compatible for deploys. The files carry build.name/build.number
-            // anyway, so the publish stands and the summary says what is missing.
-            Err(RegistryError::Status { status: 404, .. }) => {
-                warn!("the registry has no build-info API (404); build info was not published");
-                Ok(Published {
-                    receipt,
-                    build_info: false,
-                })
-            }
-            Err(source) => Err(JobError::BuildInfo {
-                name: build.name.clone(),
-                number: build.number.clone(),
-                source: Box::new(source),
-            }),
+        publish_build_info(session, self.plan, receipt, self.data, self.started).await
+    }
+}
+
+/// Mints a run's first token: the session its uploads share.
+pub async fn open_session(
+    client: &RegistryClient,
+    config: &ActionConfig,
+    token_source: &TokenSource,
+    lifetime: Duration,
+    description: &str,
+    redactor: &Redactor,
+) -> Result<TokenSession, JobError> {
+    let mode = token_source.mode();
+    TokenSession::open(
+        client.clone(),
+        token_source.clone(),
+        lifetime,
+        description,
+        redactor.clone(),
+    )
+    .await
+    .map_err(|source| JobError::Token {
+        host: config.host.to_string(),
+        mode,
+        source: Box::new(source),
+    })
+}
+
+/// Publishes the build info of `plan` once `receipt` holds every file of it.
+pub async fn publish_build_info(
+    session: &TokenSession,
+    plan: &PublishPlan,
+    receipt: Receipt,
+    data: &JobData,
+    started: OffsetDateTime,
+) -> Result<Published, JobError> {
+    let document = build_info::document(plan, &receipt, data, started, OffsetDateTime::now_utc());
+    let build = &plan.build;
+    match session
+        .client()
+        .publish_build_info(session.token(), &document)
+        .await
+    {
+        Ok(()) => {
+            info!(name = %build.name, number = %build.number, "published build info");
+            Ok(Published {
+                receipt,
+                build_info: true,
+            })
         }
+        // Artifactory always has the build API; a registry that answers 404 is merely
+        // Artifactory-compatible for deploys. The files carry build.name/build.number
+        // anyway, so the publish stands and the summary says what is missing.
+        Err(RegistryError::Status { status: 404, .. }) => {
+            warn!("the registry has no build-info API (404); build info was not published");
+            Ok(Published {
+                receipt,
+                build_info: false,
+            })
+        }
+        Err(source) => Err(JobError::BuildInfo {
+            name: build.name.clone(),
+            number: build.number.clone(),
+            source: Box::new(source),
+        }),
     }
 }

@@ -9,6 +9,7 @@ mod cli_help;
 mod cli_worker_observability;
 mod competing_workers;
 mod demo_output;
+mod early_uploads;
 mod fleet_loop;
 mod fleet_worker;
 mod formats_mock;

@@ -1,0 +1,260 @@
+//! Uploads that start while the artifact is still downloading (issue 13, point 2): a file is
+//! uploaded as soon as extraction has placed and hashed it, while later entries are still
+//! arriving.
+//!
+//! Only files whose place in the plan depends on nothing else go early: `TypeOfArtifact`
+//! `generic`, a single input artifact, and no publish spec among the archive's files (decided
+//! from the central directory's names). Everything else takes the usual path: extract all,
+//! plan, then upload. Uploads begin only once the central directory passed every check made
+//! before an entry is read, the configuration is valid and the registry token is minted.
+//!
+//! What can still fail once uploads have begun: a later entry's CRC, the byte and ratio caps,
+//! its overlap test and local header, the download itself (a changed object, a range past its
+//! retry budget), the worker's disk, or an upload. Files already uploaded then stay published,
+//! as they do when upload N of M fails: the failure lists what was published and what was
+//! not, and re-running the stage with the same input publishes only what is missing (a file
+//! with the same content is "already published"). That is why it is a setting
+//! ([`crate::publish::PublisherSettings::early_uploads`], off by default): off, a download or
+//! extraction failure publishes nothing.
+//!
+//! The build info and the receipt are assembled at the end from every item of the plan built
+//! as usual, exactly as without early uploads; each early item was planned by the same
+//! planner, one file at a time.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, stream};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tracing::info;
+
+use crate::artifacts::{ExtractedFile, ExtractionEvent};
+use crate::pipeline::config::{ActionConfig, ArtifactType};
+use crate::pipeline::job::JobData;
+use crate::publish::error::JobError;
+use crate::publish::login::{self, LoginSettings};
+use crate::publish::plan::{ExtractedArtifact, PublishItem, PublishPlan};
+use crate::publish::receipt::{self, Outcome};
+use crate::publish::run::{self, Published};
+use crate::registry::{RegistryClient, Reporter, TokenSession};
+use crate::secret::Redactor;
+
+/// What extraction tells the early uploads, owned so that it crosses threads.
+#[derive(Debug)]
+pub(crate) enum Extracted {
+    /// The paths of every file the archive holds; its central directory passed its checks.
+    Checked(Vec<String>),
+    Placed(ExtractedFile),
+}
+
+/// The sending half given to extraction, and the receiving half for [`EarlyUploads::run`].
+/// Unbounded: extraction must never wait for the registry (nor for a path that does not read
+/// the messages), and there is at most one small message per archive entry (capped).
+pub(crate) fn channel() -> (ExtractionReport, UnboundedReceiver<Extracted>) {
+    let (sender, receiver) = unbounded_channel();
+    (ExtractionReport(sender), receiver)
+}
+
+/// Turns extraction's events into [`Extracted`] messages; a closed receiver is ignored (the
+/// uploads have stopped; extraction goes on and reports its own result).
+pub(crate) struct ExtractionReport(UnboundedSender<Extracted>);
+
+impl ExtractionReport {
+    pub(crate) fn report(&self, event: ExtractionEvent<'_>) {
+        let message = match event {
+            ExtractionEvent::Checked(names) => Extracted::Checked(names.to_vec()),
+            ExtractionEvent::Placed(file) => Extracted::Placed(file.clone()),
+        };
+        let _ = self.0.send(message);
+    }
+}
+
+/// Whether a job's files may be uploaded while its artifact is still downloading, as far as
+/// the configuration tells (the archive's names decide the rest).
+pub(crate) fn eligible(enabled: bool, config: &ActionConfig, data: &JobData) -> bool {
+    enabled && config.artifact_type == ArtifactType::Generic && data.input_artifacts.len() == 1
+}
+
+/// Uploads begun early, with the session they used (still open: the caller closes it once the
+/// build info is published).
+pub(crate) struct Started {
+    pub(crate) session: TokenSession,
+    /// Every file of the archive, from its central directory.
+    pub(crate) names: Vec<String>,
+    pub(crate) outcomes: Vec<Outcome>,
+}
+
+impl Started {
+    /// Where the files that landed are, and the paths of those that did not.
+    fn published_and_not(&self) -> (Vec<String>, Vec<String>) {
+        let mut published = Vec::new();
+        let mut landed = HashSet::new();
+        for (item, outcome) in &self.outcomes {
+            if let Some(Ok(file)) = outcome {
+                published.push(file.url.clone());
+                landed.insert(item.source.relative_path.as_str());
+            }
+        }
+        // Completion order says nothing to a reader; path order does.
+        published.sort();
+        let not_published = self
+            .names
+            .iter()
+            .filter(|name| !landed.contains(name.as_str()))
+            .cloned()
+            .collect();
+        (published, not_published)
+    }
+
+    /// Closes the session and returns `error`, listing what was published when anything was.
+    pub(crate) async fn fail(self, error: JobError) -> JobError {
+        let (published, not_published) = self.published_and_not();
+        self.session.close().await;
+        if published.is_empty() {
+            return error;
+        }
+        JobError::PartlyPublished {
+            published,
+            not_published,
+            source: Box::new(error),
+        }
+    }
+
+    /// With every file extracted: plans the job as usual, matches each early upload to its
+    /// item (receipt in plan order), publishes the build info and closes the session.
+    pub(crate) async fn finish(
+        self,
+        config: &ActionConfig,
+        data: &JobData,
+        extracted: Vec<ExtractedArtifact>,
+        pack_dir: PathBuf,
+        started: time::OffsetDateTime,
+    ) -> Result<(PublishPlan, Published), JobError> {
+        let plan = match run::plan(config, data, extracted, pack_dir).await {
+            Ok(plan) => plan,
+            Err(error) => return Err(self.fail(error).await),
+        };
+        let Started {
+            session, outcomes, ..
+        } = self;
+        let published = match receipt::assemble(&plan, outcomes) {
+            Ok(receipt) => run::publish_build_info(&session, &plan, receipt, data, started).await,
+            Err(error) => Err(error),
+        };
+        session.close().await;
+        published.map(|published| (plan, published))
+    }
+}
+
+/// What the early uploads need besides the files.
+pub(crate) struct EarlyUploads<'a> {
+    pub(crate) config: &'a ActionConfig,
+    pub(crate) data: &'a JobData,
+    pub(crate) client: RegistryClient,
+    pub(crate) login: &'a LoginSettings,
+    pub(crate) redactor: Redactor,
+    pub(crate) token_lifetime: Duration,
+    pub(crate) token_description: String,
+    pub(crate) reporter: Arc<dyn Reporter>,
+    pub(crate) upload_concurrency: usize,
+    /// Where the artifact is extracted.
+    pub(crate) root: PathBuf,
+    /// Where planning may write (it writes nothing for generic files).
+    pub(crate) pack_dir: PathBuf,
+}
+
+impl EarlyUploads<'_> {
+    /// Waits for the central directory's checks; when the archive holds no publish spec,
+    /// mints the token and uploads each file as extraction places it, until extraction ends
+    /// (or an upload fails). `None` when the job takes the usual path: the archive holds a
+    /// publish spec, or extraction ended before its directory was checked.
+    pub(crate) async fn run(
+        self,
+        mut events: UnboundedReceiver<Extracted>,
+    ) -> Result<Option<Started>, JobError> {
+        let names = loop {
+            match events.recv().await {
+                Some(Extracted::Checked(names)) => break names,
+                Some(Extracted::Placed(_)) => continue,
+                None => return Ok(None),
+            }
+        };
+        if names.contains(&self.config.publish_spec) {
+            return Ok(None);
+        }
+        let token_source = login::token_source(self.config, self.login, &self.redactor).await?;
+        let mut session = run::open_session(
+            &self.client,
+            self.config,
+            &token_source,
+            self.token_lifetime,
+            &self.token_description,
+            &self.redactor,
+        )
+        .await?;
+        info!(
+            files = names.len(),
+            "publishing files as they are extracted"
+        );
+        // Owned by the stream, so that its futures borrow nothing of this one.
+        let planning = Arc::new(Planning {
+            config: self.config.clone(),
+            data: self.data.clone(),
+            root: self.root.clone(),
+            pack_dir: self.pack_dir.clone(),
+        });
+        // A generic file's item depends on nothing but the file; should planning one ever
+        // fail, no further file is uploaded and the plan made at the end reports the error.
+        let items = stream::unfold(events, move |mut events| {
+            let planning = planning.clone();
+            async move {
+                loop {
+                    match events.recv().await? {
+                        Extracted::Placed(file) => {
+                            let item = planning.item(file).await?;
+                            return Some((item, events));
+                        }
+                        Extracted::Checked(_) => continue,
+                    }
+                }
+            }
+        })
+        // Boxed: the compiler cannot otherwise show the job's future `Send` through the
+        // stream's combinators (rust-lang/rust#102211).
+        .boxed();
+        let outcomes =
+            receipt::publish_items(&mut session, items, &self.reporter, self.upload_concurrency)
+                .await;
+        Ok(Some(Started {
+            session,
+            names,
+            outcomes,
+        }))
+    }
+}
+
+/// What planning one file needs.
+struct Planning {
+    config: ActionConfig,
+    data: JobData,
+    /// Where the artifact is extracted.
+    root: PathBuf,
+    pack_dir: PathBuf,
+}
+
+impl Planning {
+    /// The plan item of one file, by the planner of a whole job.
+    async fn item(&self, file: ExtractedFile) -> Option<PublishItem> {
+        let one = ExtractedArtifact {
+            artifact: self.data.input_artifacts.first()?.clone(),
+            root: self.root.clone(),
+            files: vec![file],
+        };
+        let plan = run::plan(&self.config, &self.data, vec![one], self.pack_dir.clone())
+            .await
+            .ok()?;
+        plan.items.into_iter().next()
+    }
+}
