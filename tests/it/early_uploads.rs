@@ -12,23 +12,12 @@ use pipeline_publisher::mock_registry::StoredArtifact;
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobResult};
 
+use crate::support;
+
 const PART: u64 = 64 * 1024;
 /// The first read of a zip: its last 128 KiB.
 const TAIL: u64 = 128 * 1024;
 const KEY: &str = "nestbox-firmware/BuildOutput/Early1";
-
-/// Bytes that do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
 
 /// Release notes (deflated), a 600 KiB stored image, then a 300 KiB stored file in which the
 /// held range lies; and that range's start and `Range` header.
@@ -52,9 +41,9 @@ fn archive_with(extra: &[(&str, &[u8])]) -> (Vec<u8>, u64, String) {
         .unwrap();
     writer.write_all(b"release notes").unwrap();
     writer.start_file("fw/image.bin", stored).unwrap();
-    writer.write_all(&noise(600 * 1024, 31)).unwrap();
+    writer.write_all(&support::noise(600 * 1024, 31)).unwrap();
     writer.start_file("z-late.bin", stored).unwrap();
-    writer.write_all(&noise(300 * 1024, 32)).unwrap();
+    writer.write_all(&support::noise(300 * 1024, 32)).unwrap();
     let bytes = writer.finish().unwrap().into_inner();
 
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();

@@ -13,22 +13,11 @@ use pipeline_publisher::demo::{DEMO_REPO, LocalEnvironment};
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobResult};
 
+use crate::support;
+
 const PART: u64 = 64 * 1024;
 /// The first read of a zip: its last 128 KiB.
 const TAIL: u64 = 128 * 1024;
-
-/// Bytes that do not compress.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
 
 /// Release notes and a 200 KiB root filesystem (both deflated), a 600 KiB stored image, then
 /// a 300 KiB stored file that the held range falls in.
@@ -45,9 +34,9 @@ struct Archive {
 }
 
 fn archive() -> Archive {
-    let rootfs: Vec<u8> = noise(100 * 1024, 20).repeat(2);
-    let image = noise(600 * 1024, 21);
-    let late = noise(300 * 1024, 22);
+    let rootfs: Vec<u8> = support::noise(100 * 1024, 20).repeat(2);
+    let image = support::noise(600 * 1024, 21);
+    let late = support::noise(300 * 1024, 22);
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));

@@ -17,19 +17,6 @@ const PART: u64 = 64 * 1024;
 /// The first read of a zip: its last 128 KiB, where the central directory is.
 const TAIL: u64 = 128 * 1024;
 
-/// Bytes that do not compress, so the zip is about as large as its content.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
-}
-
 struct Fixture {
     environment: LocalEnvironment,
     artifact: ArtifactSpec,
@@ -40,7 +27,7 @@ struct Fixture {
 /// A job publishing a zip of about 600 KiB (ten 64 KiB parts): a firmware image and notes.
 async fn fixture() -> Fixture {
     let environment = LocalEnvironment::start().await.unwrap();
-    let image = noise(600 * 1024, 7);
+    let image = support::noise(600 * 1024, 7);
     let artifact = environment
         .upload_artifact(
             "BuildOutput",
@@ -173,7 +160,7 @@ async fn a_large_artifact_is_read_in_ranges_with_if_match_and_published_intact()
 async fn a_stored_image_goes_straight_to_its_own_file_and_is_published_intact() {
     use std::io::Write;
     let environment = LocalEnvironment::start().await.unwrap();
-    let image = noise(700 * 1024, 5);
+    let image = support::noise(700 * 1024, 5);
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -330,7 +317,7 @@ async fn a_worker_killed_mid_download_leaves_the_job_to_the_next_worker_process(
     })
     .await
     .unwrap();
-    let image = noise(2 * 1024 * 1024, 11);
+    let image = support::noise(2 * 1024 * 1024, 11);
     let key = "nestbox-firmware/BuildOutput/Kill9";
     let job_id = sandbox.sandbox.queue_job(support::firmware_job(
         &sandbox.sandbox,
@@ -456,7 +443,7 @@ async fn refused(zip: Vec<u8>) -> (String, String) {
 
 #[tokio::test]
 async fn large_stored_entries_are_refused_exactly_as_before() {
-    let image = noise(300 * 1024, 3);
+    let image = support::noise(300 * 1024, 3);
 
     let (kind, message) = refused(stored_zip(
         &[("good.img", &image), ("../evil.img", &image)],

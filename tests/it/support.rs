@@ -169,3 +169,16 @@ pub async fn serve(app: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await });
     url
 }
+
+/// Bytes that do not compress (xorshift from `seed`), so a zip is about as large as its content.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
