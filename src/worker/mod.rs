@@ -315,6 +315,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 in_flight: tasks.in_flight(index),
                 next_poll: state.next_poll,
                 last_polled: state.last_polled,
+                polls_scarce: state.pacer.throttled_recently(now),
             })
             .collect();
         let (index, batch) = match shares::choose(&views, free, concurrency, now) {

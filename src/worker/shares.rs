@@ -11,6 +11,11 @@
 //!   polled least recently, so equal sources take turns.
 //! - It asks for as many jobs as it lacks to reach its share (at least one, at most the free
 //!   slots). Alone, a source asks for every free slot, exactly as a single-source worker does.
+//! - A source whose job API has lately throttled a poll ([`SourceView::polls_scarce`]) asks for
+//!   every free slot instead: there a poll costs more than holding a slot a moment, and with
+//!   sources sharing four slots a share-sized poll claims one or two jobs. Fairness over time
+//!   still comes from the choice itself: the next free slots go to whichever due source has
+//!   fewest jobs in flight, which is another one.
 //!
 //! - A partly free worker gathers slots before polling (see [`super::pacing`]) only while the
 //!   chosen source holds every running job, or its job API has throttled a poll within the busy
@@ -33,6 +38,8 @@ pub struct SourceView {
     pub next_poll: Instant,
     /// When it was last polled (`None`: never), for taking turns.
     pub last_polled: Option<Instant>,
+    /// Its job API throttled a poll lately: polls, not slots, are what it is short of.
+    pub polls_scarce: bool,
 }
 
 /// What the loop should do next.
@@ -61,10 +68,17 @@ pub fn choose(sources: &[SourceView], free: usize, concurrency: usize, now: Inst
         // Fewest in flight first; among equals the one polled longest ago (never polled first).
         .min_by_key(|(index, view)| (view.in_flight, view.last_polled, *index));
     match chosen {
-        Some((source, view)) => Choice::Poll {
-            source,
-            batch: share.saturating_sub(view.in_flight).clamp(1, free.max(1)),
-        },
+        Some((source, view)) => {
+            let wanted = if view.polls_scarce {
+                free
+            } else {
+                share.saturating_sub(view.in_flight)
+            };
+            Choice::Poll {
+                source,
+                batch: wanted.clamp(1, free.max(1)),
+            }
+        }
         None => Choice::WaitUntil(
             sources
                 .iter()
@@ -87,6 +101,7 @@ mod tests {
             in_flight,
             next_poll,
             last_polled,
+            polls_scarce: false,
         }
     }
 
@@ -138,6 +153,51 @@ mod tests {
             Choice::Poll {
                 source: 0,
                 batch: 3
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_source_asks_for_every_free_slot_and_still_yields_the_next() {
+        let now = Instant::now();
+        let scarce = |in_flight, last_polled| SourceView {
+            polls_scarce: true,
+            ..view(in_flight, now, last_polled)
+        };
+        // Three throttled sources share four slots; the one with nothing running takes all
+        // three free slots rather than its share of two.
+        let sources = [scarce(1, Some(now)), scarce(0, None), scarce(0, Some(now))];
+        assert_eq!(
+            choose(&sources, 3, 4, now),
+            Choice::Poll {
+                source: 1,
+                batch: 3
+            }
+        );
+        // Having taken them, it is not chosen again while another due source has fewer.
+        let sources = [
+            scarce(1, Some(now)),
+            scarce(3, Some(now)),
+            scarce(0, Some(now)),
+        ];
+        assert_eq!(
+            choose(&sources, 1, 4, now),
+            Choice::Poll {
+                source: 2,
+                batch: 1
+            }
+        );
+        // Without throttling the same worker keeps to shares.
+        let sources = [
+            view(1, now, Some(now)),
+            view(0, now, None),
+            view(0, now, Some(now)),
+        ];
+        assert_eq!(
+            choose(&sources, 3, 4, now),
+            Choice::Poll {
+                source: 1,
+                batch: 2
             }
         );
     }
