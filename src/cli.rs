@@ -163,6 +163,11 @@ pub struct WorkerArgs {
     /// Bytes per ranged GET of an input artifact (e.g. 16MiB); larger artifacts are split.
     #[arg(long, env = "PIPELINE_PUBLISHER_DOWNLOAD_PART_SIZE", default_value = "16MiB", value_parser = crate::progress::parse_size)]
     pub download_part_size: u64,
+    /// Upload a generic artifact's files as each is extracted, while later ones still download
+    /// (a later failure deletes them again: the token needs Delete permission); off: upload
+    /// only once the whole artifact is extracted.
+    #[arg(long, env = "PIPELINE_PUBLISHER_EARLY_UPLOADS", default_value = "on", value_name = "on|off", action = clap::ArgAction::Set, value_parser = clap::builder::BoolishValueParser::new(), hide_possible_values = true)]
+    pub early_uploads: bool,
     #[command(flatten)]
     pub multipart: MultipartArgs,
     #[command(flatten)]
@@ -304,6 +309,7 @@ impl WorkerArgs {
                 part_size: self.download_part_size,
             },
             multipart: self.multipart.settings(),
+            early_uploads: self.early_uploads,
             ..PublisherSettings::default()
         }
     }

@@ -71,15 +71,21 @@ pub struct LocalEnvironment {
 
 impl LocalEnvironment {
     pub async fn start() -> anyhow::Result<Self> {
-        Self::start_with(MockRegistryConfig {
+        Self::start_with(Self::registry_config()).await
+    }
+
+    /// The demo's registry: the publishing user, who may deploy and delete (so that a job
+    /// failing after early uploads takes them back), and an administrator.
+    pub fn registry_config() -> MockRegistryConfig {
+        MockRegistryConfig {
             users: vec![
                 (DEMO_USER.to_owned(), DEMO_PASSWORD.to_owned()),
                 (DEMO_ADMIN.0.to_owned(), DEMO_ADMIN.1.to_owned()),
             ],
             admins: vec![DEMO_ADMIN.0.to_owned()],
+            deleters: vec![DEMO_USER.to_owned()],
             ..MockRegistryConfig::default()
-        })
-        .await
+        }
     }
 
     pub async fn start_with(mut registry_config: MockRegistryConfig) -> anyhow::Result<Self> {

@@ -30,6 +30,7 @@ mod body;
 mod build_info;
 mod catalog;
 mod clock;
+mod delete;
 mod deploy;
 mod error;
 mod federation;
@@ -118,6 +119,10 @@ pub struct MockRegistryConfig {
     pub access_api: bool,
     /// Users allowed to call the admin endpoints (IAM role mappings, OIDC configuration).
     pub admins: Vec<String>,
+    /// Users with Delete permission: they may delete items (none by default). Overwriting a
+    /// file with other content is refused to everyone, deleters too: the mock models release
+    /// repositories, where a client that overwrites is the bug to catch.
+    pub deleters: Vec<String>,
     /// Where `POST /access/api/v1/aws/token` replays the signed `GetCallerIdentity` request
     /// (`http://127.0.0.1:PORT` of a sandbox); `None` = `https://sts.{region}.amazonaws.com`
     /// (`?region=`) or `https://sts.amazonaws.com`, as JFrog does.
@@ -143,6 +148,7 @@ impl Default for MockRegistryConfig {
             anonymous_read: true,
             access_api: true,
             admins: vec!["demo".to_string()],
+            deleters: Vec::new(),
             sts_endpoint: None,
             aws_token_supported: true,
             multipart: MultipartMode::default(),
@@ -183,6 +189,8 @@ struct Shared {
     max_token_lifetime: Duration,
     anonymous_read: bool,
     access_api: bool,
+    /// Users who may delete items.
+    deleters: Vec<String>,
     store: Store,
     /// npm packages: versions, manifests and dist-tags (`npm.json`).
     npm: JsonFile<NpmIndex>,
@@ -238,6 +246,7 @@ impl MockRegistry {
                 max_token_lifetime: config.max_token_lifetime,
                 anonymous_read: config.anonymous_read,
                 access_api: config.access_api,
+                deleters: config.deleters,
                 store,
                 npm,
                 builds,
@@ -355,6 +364,7 @@ impl MockRegistry {
                 "/artifactory/{*item}",
                 get(storage::download)
                     .put(deploy::deploy)
+                    .delete(delete::delete_item)
                     .layer(DefaultBodyLimit::disable()),
             )
             .merge(ui::routes())

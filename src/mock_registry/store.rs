@@ -283,6 +283,20 @@ impl Store {
         }
     }
 
+    /// Removes the file at `repo`/`path`, or every file under it when it names a folder;
+    /// returns how many were removed. Blobs stay: they are shared by content, as a trash can
+    /// would keep them.
+    pub(super) fn remove(&self, repo: &str, path: &str) -> usize {
+        let mut metadata = lock(&self.metadata);
+        let Some(files) = metadata.repositories.get_mut(repo) else {
+            return 0;
+        };
+        let before = files.len();
+        let folder_prefix = format!("{path}/");
+        files.retain(|existing, _| existing != path && !existing.starts_with(&folder_prefix));
+        before - files.len()
+    }
+
     /// Adds `properties` to the file at `repo`/`path` (a key already there is replaced);
     /// `false` when there is no such file.
     pub(super) fn add_properties(&self, repo: &str, path: &str, properties: Properties) -> bool {

@@ -322,3 +322,66 @@ async fn redeploy_identical_is_201_and_different_is_403() {
         400
     );
 }
+
+#[tokio::test]
+async fn delete_needs_the_permission_and_removes_the_file_or_the_folder() {
+    let delete = |base: String, target: &'static str| async move {
+        let response = client()
+            .delete(format!("{base}/artifactory/{target}"))
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .expect("delete is sent");
+        json_of(response).await
+    };
+
+    let refusing = start(MockRegistryConfig::default()).await;
+    let base = refusing.base_url.clone();
+    assert_eq!(
+        deploy(&base, "generic-local/r/app.tgz", CONTENT).await.0,
+        201
+    );
+    let (status, body) = delete(base.clone(), "generic-local/r/app.tgz").await;
+    assert_eq!(
+        error_message(status, &body),
+        "Not enough permissions to delete/overwrite artifact 'generic-local:r/app.tgz' (user: 'demo' needs DELETE permission)."
+    );
+    assert_eq!(status, 403);
+    assert!(
+        refusing
+            .registry
+            .artifact("generic-local", "r/app.tgz")
+            .is_some()
+    );
+
+    let server = start(MockRegistryConfig {
+        deleters: vec![USER.to_owned()],
+        ..MockRegistryConfig::default()
+    })
+    .await;
+    let base = server.base_url.clone();
+    for path in [
+        "generic-local/r/app.tgz",
+        "generic-local/r/1/a",
+        "generic-local/r/1/b",
+    ] {
+        assert_eq!(deploy(&base, path, CONTENT).await.0, 201);
+    }
+    assert_eq!(delete(base.clone(), "generic-local/r/app.tgz").await.0, 204);
+    assert!(
+        server
+            .registry
+            .artifact("generic-local", "r/app.tgz")
+            .is_none()
+    );
+    assert_eq!(delete(base.clone(), "generic-local/r/1").await.0, 204);
+    assert!(server.registry.artifacts("generic-local").is_empty());
+    let (status, body) = delete(base, "generic-local/r/app.tgz").await;
+    assert_eq!(
+        (status, error_message(status, &body)),
+        (
+            404,
+            "Could not locate artifact 'generic-local:r/app.tgz' (Nothing to delete).".to_owned()
+        )
+    );
+}

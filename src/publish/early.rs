@@ -10,12 +10,14 @@
 //!
 //! What can still fail once uploads have begun: a later entry's CRC, the byte and ratio caps,
 //! its overlap test and local header, the download itself (a changed object, a range past its
-//! retry budget), the worker's disk, or an upload. Files already uploaded then stay published,
-//! as they do when upload N of M fails: the failure lists what was published and what was
-//! not, and re-running the stage with the same input publishes only what is missing (a file
-//! with the same content is "already published"). That is why it is a setting
-//! ([`crate::publish::PublisherSettings::early_uploads`], off by default): off, a download or
-//! extraction failure publishes nothing.
+//! retry budget), the worker's disk, or planning. The run then takes back every file it
+//! uploaded ([`RegistryClient::take_back`]: only while the path holds what this run sent, with
+//! its properties), so that such a failure publishes nothing, as without early uploads; files
+//! the registry already held are never touched. Taking back needs the Delete permission; a
+//! token without it leaves the files published, and the failure says so, lists them and gives
+//! the fix (the permission, or `--early-uploads off`). A failed *upload* ends the job as it
+//! does on the usual path: what landed stays, and re-running the stage publishes what is
+//! missing. No build info is published before every file has landed, either way.
 //!
 //! The build info and the receipt are assembled at the end from every item of the plan built
 //! as usual, exactly as without early uploads; each early item was planned by the same
@@ -28,9 +30,10 @@ use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::artifacts::{ExtractedFile, ExtractionEvent};
+use crate::error::inline_chain;
 use crate::pipeline::config::{ActionConfig, ArtifactType};
 use crate::pipeline::job::JobData;
 use crate::publish::error::JobError;
@@ -38,7 +41,9 @@ use crate::publish::login::{self, LoginSettings};
 use crate::publish::plan::{ExtractedArtifact, PublishItem, PublishPlan};
 use crate::publish::receipt::{self, Outcome};
 use crate::publish::run::{self, Published};
-use crate::registry::{RegistryClient, Reporter, TokenSession};
+use crate::registry::{
+    DeployOutcome, Deployed, RegistryClient, RegistryError, Reporter, TokenSession,
+};
 use crate::secret::Redactor;
 
 /// What extraction tells the early uploads, owned so that it crosses threads.
@@ -108,17 +113,27 @@ impl Started {
         (published, not_published)
     }
 
-    /// Closes the session and returns `error`, listing what was published when anything was.
-    pub(crate) async fn fail(self, error: JobError) -> JobError {
+    /// Takes back the files this run uploaded (a failure before the whole artifact was read
+    /// publishes nothing), closes the session and returns `error`. Files the registry already
+    /// held are not touched; a file that cannot be taken back (the token may not delete) is
+    /// listed as published, with the fix.
+    pub(crate) async fn fail(mut self, error: JobError) -> JobError {
+        let (kept, refusal) = take_back_all(&mut self.session, &self.outcomes).await;
+        // What is left published is what could not be taken back.
+        self.outcomes.retain(|(_, outcome)| {
+            matches!(outcome, Some(Ok(file)) if kept.contains(&file.url)
+                || file.outcome == DeployOutcome::AlreadyPublished)
+        });
         let (published, not_published) = self.published_and_not();
         self.session.close().await;
-        if published.is_empty() {
-            return error;
-        }
-        JobError::PartlyPublished {
-            published,
-            not_published,
-            source: Box::new(error),
+        match refusal {
+            None => error,
+            Some(refusal) => JobError::PartlyPublished {
+                published,
+                not_published,
+                refusal: refusal.to_string(),
+                source: Box::new(error),
+            },
         }
     }
 
@@ -146,6 +161,44 @@ impl Started {
         session.close().await;
         published.map(|published| (plan, published))
     }
+}
+
+/// Takes back every file of `outcomes` this run deployed, renewing a refused token once;
+/// returns the URLs of those that stay published, and the first refusal.
+async fn take_back_all(
+    session: &mut TokenSession,
+    outcomes: &[Outcome],
+) -> (Vec<String>, Option<RegistryError>) {
+    let mut kept = Vec::new();
+    let mut refusal = None;
+    for (item, outcome) in outcomes {
+        let Some(Ok(file)) = outcome else { continue };
+        if file.outcome == DeployOutcome::AlreadyPublished {
+            continue;
+        }
+        let deployed = Deployed {
+            repo: &file.repo,
+            path: &file.target_path,
+            sha256: &file.checksums.sha256,
+            properties: &item.properties,
+        };
+        let mut taken = session.client().take_back(session.token(), deployed).await;
+        if let Err(error) = &taken
+            && session.should_renew(error)
+            && session.renew().await.is_ok()
+        {
+            taken = session.client().take_back(session.token(), deployed).await;
+        }
+        match taken {
+            Ok(removal) => info!(url = %file.url, ?removal, "took back an early upload"),
+            Err(error) => {
+                warn!(url = %file.url, error = %inline_chain(&error), "could not take back an early upload");
+                kept.push(file.url.clone());
+                refusal.get_or_insert(error);
+            }
+        }
+    }
+    (kept, refusal)
 }
 
 /// What the early uploads need besides the files.

@@ -96,20 +96,24 @@ pub enum JobError {
     },
 
     /// A failure met after uploads had begun while the artifact was still being downloaded and
-    /// extracted ([`crate::publish::early`]): `source` says what failed.
+    /// extracted ([`crate::publish::early`]), when the files already uploaded could not all be
+    /// taken back: `source` says what failed, `refusal` why they stayed.
     #[error(
-        "the job failed after uploads had begun: {} file{} published, {} not; re-running the \
+        "the job failed after uploads had begun, and {} uploaded file{} could not be taken back \
+         ({refusal}): give the publishing user Delete permission on the repository, or run the \
+         worker with --early-uploads off, so that a failed run publishes nothing; re-running the \
          stage publishes only what is missing{}",
         published.len(),
-        if published.len() == 1 { " was" } else { "s were" },
-        not_published.len(),
+        if published.len() == 1 { "" } else { "s" },
         list_files(published, not_published)
     )]
     PartlyPublished {
-        /// Where the files that did land are.
+        /// Where the files that stay published are.
         published: Vec<String>,
-        /// Paths (inside the artifact) of the files that did not.
+        /// Paths (inside the artifact) of the files that are not.
         not_published: Vec<String>,
+        /// The registry's answer to taking a file back.
+        refusal: String,
         #[source]
         source: Box<JobError>,
     },
@@ -237,10 +241,14 @@ mod tests {
     }
 
     #[test]
-    fn a_failure_after_early_uploads_keeps_its_type_and_says_what_was_published() {
+    fn a_failure_after_early_uploads_keeps_its_type_and_says_what_stayed_and_the_fix() {
         let error = JobError::PartlyPublished {
             published: vec!["https://acme.jfrog.io/artifactory/fw/nestbox-cam/NOTES.md".into()],
             not_published: vec!["fw/image.bin".into()],
+            refusal:
+                "delete https://acme.jfrog.io/artifactory/fw/nestbox-cam/NOTES.md answered 403: \
+                      Not enough permissions"
+                    .into(),
             source: Box::new(JobError::Extract {
                 artifact: "BuildOutput".into(),
                 source: ExtractError::Symlink {
@@ -251,7 +259,11 @@ mod tests {
         let text = rendered(error);
         assert!(text.starts_with("[ConfigurationError]\n"), "{text}");
         assert!(
-            text.contains("1 file was published, 1 not; re-running the stage"),
+            text.contains("1 uploaded file could not be taken back (delete https://"),
+            "{text}"
+        );
+        assert!(
+            text.contains("give the publishing user Delete permission on the repository, or run the worker with --early-uploads off"),
             "{text}"
         );
         let not_published = text.split("not published:").nth(1).unwrap_or_default();

@@ -75,9 +75,9 @@ pub struct PublisherSettings {
     /// When large files are deployed in parts (`--multipart-*`).
     pub multipart: MultipartSettings,
     /// Upload a generic artifact's files as soon as each is extracted, while later entries
-    /// are still downloading; a failure after uploads began then leaves those files
-    /// published (see [`early`]). Off: nothing is published unless the whole artifact was
-    /// downloaded and extracted.
+    /// are still downloading; a failure before the whole artifact was read takes them back
+    /// (see [`early`]). Off: no upload begins before the whole artifact was downloaded and
+    /// extracted.
     pub early_uploads: bool,
 }
 
@@ -94,7 +94,7 @@ impl Default for PublisherSettings {
             login: login::LoginSettings::default(),
             download: DownloadSettings::default(),
             multipart: MultipartSettings::default(),
-            early_uploads: false,
+            early_uploads: true,
         }
     }
 }

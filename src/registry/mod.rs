@@ -14,6 +14,7 @@ mod multipart;
 mod npm;
 pub mod paths;
 mod pypi;
+mod removal;
 mod reporter;
 pub mod retry;
 mod session;
@@ -38,6 +39,7 @@ pub use multipart::{
 };
 pub use npm::NpmPublish;
 pub use pypi::PypiUpload;
+pub use removal::{Deployed, Removal};
 pub use reporter::{NoReporter, Reporter};
 pub use session::TokenSession;
 pub use token::{AccessToken, TokenApi};

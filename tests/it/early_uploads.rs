@@ -1,14 +1,15 @@
-//! Uploads start while the artifact is still downloading (issue 13, point 2), when the worker
-//! is told to (`PublisherSettings::early_uploads`): a generic artifact's files are deployed as
-//! soon as extraction has placed and hashed them. The S3 stand-in keeps failing a late range,
-//! so whatever the registry holds before the job ends, it got while the download was running.
+//! Uploads start while the artifact is still downloading (issue 13, point 2; on by default,
+//! `PublisherSettings::early_uploads`): a generic artifact's files are deployed as soon as
+//! extraction has placed and hashed them. The S3 stand-in keeps failing a late range, so
+//! whatever the registry holds before the job ends, it got while the download was running; the
+//! failure then takes those files back, so that a download failure publishes nothing.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use pipeline_publisher::artifacts::DownloadSettings;
 use pipeline_publisher::demo::{DEMO_REPO, LocalEnvironment};
-use pipeline_publisher::mock_registry::StoredArtifact;
+use pipeline_publisher::mock_registry::{MockRegistryConfig, StoredArtifact};
 use pipeline_publisher::publish::PublisherSettings;
 use pipeline_publisher::sandbox::{ArtifactSpec, JobResult};
 
@@ -62,8 +63,23 @@ struct Fixture {
 }
 
 impl Fixture {
+    /// The demo's environment, whose publishing user may deploy and delete.
     async fn new(bytes: &[u8]) -> Self {
-        let environment = LocalEnvironment::start().await.unwrap();
+        Self::with(bytes, LocalEnvironment::start().await.unwrap())
+    }
+
+    /// The demo's environment, with a publishing user that may deploy but not delete.
+    async fn deploy_only(bytes: &[u8]) -> Self {
+        let environment = LocalEnvironment::start_with(MockRegistryConfig {
+            deleters: Vec::new(),
+            ..LocalEnvironment::registry_config()
+        })
+        .await
+        .unwrap();
+        Self::with(bytes, environment)
+    }
+
+    fn with(bytes: &[u8], environment: LocalEnvironment) -> Self {
         let bucket = environment.sandbox.sandbox.config().artifact_bucket.clone();
         environment
             .sandbox
@@ -148,28 +164,22 @@ impl Fixture {
     }
 }
 
-#[tokio::test]
-async fn files_are_deployed_while_a_later_range_downloads_and_a_rerun_publishes_the_rest() {
-    let (bytes, held, range) = archive();
-    let fixture = Fixture::new(&bytes).await;
+/// Holds the late range until both earlier files are in the registry; returns how many
+/// attempts the held range had had by then, and the job's result.
+async fn run_holding_the_late_range(fixture: &Fixture, held: u64, range: &str) -> JobResult {
     fixture
         .environment
         .sandbox
         .sandbox
         .fail_ranges_starting_at(held);
     let attempts = pipeline_publisher::retry::S3_RANGE.attempts as usize;
-    let early_files = [
-        "nestbox-cam/0123456/NOTES.md",
-        "nestbox-cam/0123456/fw/image.bin",
-    ];
-
     let (result, attempts_when_deployed) = fixture
         .run(true, || {
             let paths = fixture.published_paths();
-            early_files
+            EARLY_FILES
                 .iter()
                 .all(|file| paths.iter().any(|path| path == file))
-                .then(|| fixture.held_attempts(&range))
+                .then(|| fixture.held_attempts(range))
         })
         .await;
     assert!(
@@ -177,28 +187,78 @@ async fn files_are_deployed_while_a_later_range_downloads_and_a_rerun_publishes_
         "the files were deployed while the held range was still being retried \
          ({attempts_when_deployed} of {attempts} attempts)"
     );
+    result
+}
 
-    // The download never completes: its error is the job's, and the message says what was
-    // published before it and what was not.
+const EARLY_FILES: [&str; 2] = [
+    "nestbox-cam/0123456/NOTES.md",
+    "nestbox-cam/0123456/fw/image.bin",
+];
+
+/// The failure's type and message, checked to be the download's.
+fn download_failure(result: &JobResult, range: &str) -> String {
     let JobResult::Failure {
         failure_type,
         message,
         ..
-    } = &result
+    } = result
     else {
         panic!("expected a failure, got {result:?}");
     };
     assert_eq!(failure_type, "JobFailed");
-    assert!(
-        message.contains("2 files were published, 1 not"),
-        "{message}"
-    );
     assert!(message.contains("`BuildOutput`"), "{message}");
     assert!(message.contains(&format!("{range} of s3://")), "{message}");
+    message.clone()
+}
+
+#[tokio::test]
+async fn files_deployed_while_a_later_range_downloads_are_taken_back_when_it_fails() {
+    let (bytes, held, range) = archive();
+    let fixture = Fixture::new(&bytes).await;
+    let result = run_holding_the_late_range(&fixture, held, &range).await;
+
+    // The download never completes: its error is the job's, and nothing stays published.
+    let message = download_failure(&result, &range);
+    assert!(!message.contains("published"), "{message}");
+    assert_eq!(fixture.published_paths(), Vec::<String>::new());
+    let deletes = fixture
+        .environment
+        .registry
+        .registry
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "DELETE" && request.status == 204)
+        .count();
+    assert_eq!(deletes, EARLY_FILES.len());
+
+    // The same input again, the range answered this time: the job publishes all three.
+    fixture
+        .environment
+        .sandbox
+        .sandbox
+        .fail_ranges_starting_at(u64::MAX);
+    let (result, ()) = fixture.run(true, || Some(())).await;
+    assert!(matches!(result, JobResult::Success { .. }), "{result:?}");
+    assert_eq!(fixture.published().len(), 3);
+}
+
+#[tokio::test]
+async fn a_token_that_may_not_delete_leaves_the_early_files_and_the_failure_says_so() {
+    let (bytes, held, range) = archive();
+    let fixture = Fixture::deploy_only(&bytes).await;
+    let result = run_holding_the_late_range(&fixture, held, &range).await;
+
+    let message = download_failure(&result, &range);
+    assert!(
+        message.contains("2 uploaded files could not be taken back"),
+        "{message}"
+    );
+    assert!(message.contains("needs DELETE permission"), "{message}");
+    assert!(message.contains("--early-uploads off"), "{message}");
     let not_published = message.split("not published:").nth(1).unwrap_or_default();
     assert!(not_published.contains("z-late.bin"), "{message}");
     assert!(!not_published.contains("NOTES.md"), "{message}");
-    assert_eq!(fixture.published_paths(), early_files);
+    assert_eq!(fixture.published_paths(), EARLY_FILES);
 
     // The same input again, the range answered this time: the job succeeds, publishing only
     // what is missing.

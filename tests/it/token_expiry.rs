@@ -68,10 +68,12 @@ async fn run_job(environment: &LocalEnvironment, expirations: usize) -> JobResul
         .upload_artifact("BuildOutput", Some("0123456789abcdef"), FIRMWARE_EXAMPLE)
         .unwrap();
     let job_id = environment.queue_job("nestbox-firmware", configuration, vec![artifact]);
-    // One upload at a time, so "after the first deploy" means the same file in every run.
+    // One upload at a time, in plan order (not as extraction places the files), so "after the
+    // first deploy" means the same file in every run.
     let publisher = environment
         .publisher(PublisherSettings {
             upload_concurrency: 1,
+            early_uploads: false,
             ..PublisherSettings::default()
         })
         .unwrap();
