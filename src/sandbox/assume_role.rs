@@ -16,9 +16,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::Sandbox;
+use super::aws_auth;
 use super::fleet::AssumedSession;
 use super::ids;
-use super::job_api::session_token;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4;
 use super::state::{Credential, CredentialScope};
@@ -222,25 +222,9 @@ fn authenticate(sandbox: &Sandbox, parts: &Parts, body: &[u8]) -> Result<Credent
             "The security token included in the request is invalid.",
         )
     };
-    let credential = sandbox
-        .inner
-        .state()
-        .credentials
-        .get(&authorization.access_key_id)
-        .cloned()
-        .filter(|credential| !credential.revoked)
-        .ok_or_else(invalid_token)?;
-    if session_token(&parts.headers) != credential.session_token.as_deref() {
-        return Err(invalid_token());
-    }
-    if !sigv4::signature_matches(
-        &authorization,
-        &credential.secret,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &sigv4::sha256_hex(body),
-    ) {
+    let credential = aws_auth::issued_key(sandbox, &authorization, &parts.headers)
+        .map_err(|_| invalid_token())?;
+    if !aws_auth::body_signed_by(&authorization, &credential, parts, body) {
         return Err(forbidden(
             "SignatureDoesNotMatch",
             "The request signature we calculated does not match the signature you provided. \

@@ -3,15 +3,16 @@
 
 use std::time::SystemTime;
 
-use axum::body::{Body, to_bytes};
+use axum::body::to_bytes;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::Sandbox;
+use super::aws_auth;
+use super::aws_json;
 use super::fleet::{Caller, credential_account};
-use super::ids;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4::{self, AuthorizationError};
 use super::state::CredentialScope;
@@ -49,21 +50,8 @@ impl IntoResponse for ApiError {
         } else {
             StatusCode::BAD_REQUEST
         };
-        json_response(status, &body)
+        aws_json::response(status, &body, aws_json::JSON_1_1)
     }
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, Body::from(body.to_string())).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    if let Ok(request_id) = HeaderValue::from_str(&ids::uuid()) {
-        headers.insert("x-amzn-requestid", request_id);
-    }
-    response
 }
 
 /// True when a request is meant for the job API (used by the combined router).
@@ -111,7 +99,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         result.as_ref().map(|_| ()),
     );
     match result {
-        Ok(value) => json_response(StatusCode::OK, &value),
+        Ok(value) => aws_json::response(StatusCode::OK, &value, aws_json::JSON_1_1),
         Err(error) => error.into_response(),
     }
 }
@@ -151,33 +139,14 @@ fn authenticate(
             ),
         ));
     }
-    let credential = sandbox
-        .inner
-        .state()
-        .credentials
-        .get(&authorization.access_key_id)
-        .cloned();
-    let unrecognized = || {
-        ApiError::new(
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        )
-    };
-    let credential = credential
-        .filter(|credential| !credential.revoked)
-        .ok_or_else(unrecognized)?;
-    if session_token(&parts.headers) != credential.session_token.as_deref() {
-        return Err(unrecognized());
-    }
-    let payload_hash = sigv4::sha256_hex(body);
-    if !sigv4::signature_matches(
-        &authorization,
-        &credential.secret,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &payload_hash,
-    ) {
+    let credential =
+        aws_auth::issued_key(sandbox, &authorization, &parts.headers).map_err(|_| {
+            ApiError::new(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        })?;
+    if !aws_auth::body_signed_by(&authorization, &credential, parts, body) {
         return Err(ApiError::new(
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. \
@@ -205,13 +174,6 @@ fn authenticate(
         account_id,
         region: authorization.region,
     })
-}
-
-/// The `X-Amz-Security-Token` header, if sent.
-pub(crate) fn session_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("x-amz-security-token")
-        .and_then(|value| value.to_str().ok())
 }
 
 /// Answers ThrottlingException while `throttle_next` has calls left.

@@ -35,6 +35,7 @@
 mod action_types;
 mod aws_auth;
 mod aws_chunked;
+mod aws_json;
 mod console;
 mod console_page;
 mod html;

@@ -12,9 +12,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use super::Sandbox;
+use super::aws_auth::session_token;
 use super::aws_chunked::AwsChunkedDecoder;
 use super::ids;
-use super::job_api::session_token;
 use super::model::{RecordedCall, StoredObject};
 use super::objects::quoted_etag;
 use super::s3_range::{ByteRange, RateCapped, S3Read};

@@ -5,18 +5,18 @@
 //! (see `identity`); a job's artifact credentials get `AccessDeniedException`, as a role
 //! scoped to the artifact bucket would.
 
-use axum::body::{Body, to_bytes};
+use axum::body::to_bytes;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::Sandbox;
 use super::aws_auth::{self, AuthFailure};
+use super::aws_json;
 use super::identity::WORKER_SECRET_PREFIX;
-use super::ids;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4;
 use super::state::CredentialScope;
@@ -65,21 +65,8 @@ impl JsonError {
         let mut body = serde_json::Map::new();
         body.insert("__type".to_owned(), json!(self.error_type));
         body.insert(message_key.to_owned(), json!(self.message));
-        json_response(self.status, &Value::Object(body))
+        aws_json::response(self.status, &Value::Object(body), aws_json::JSON_1_1)
     }
-}
-
-pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, Body::from(body.to_string())).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    if let Ok(request_id) = HeaderValue::from_str(&ids::uuid()) {
-        headers.insert("x-amzn-requestid", request_id);
-    }
-    response
 }
 
 /// A verified JSON 1.1 call: its operation, body and the caller's scope.
@@ -172,7 +159,10 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         )),
     });
     let (outcome, response) = match result {
-        Ok(value) => (CallOutcome::Ok, json_response(StatusCode::OK, &value)),
+        Ok(value) => (
+            CallOutcome::Ok,
+            aws_json::response(StatusCode::OK, &value, aws_json::JSON_1_1),
+        ),
         Err(error) => (
             CallOutcome::Error(error.error_type.clone()),
             error.into_response("Message"),

@@ -11,11 +11,10 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::Sandbox;
+use super::aws_json;
 use super::identity::WORKER_PARAMETER_PREFIX;
 use super::model::CallOutcome;
-use super::secrets::{
-    JsonCall, JsonError, access_denied, epoch_seconds, json_response, read_call, record,
-};
+use super::secrets::{JsonCall, JsonError, access_denied, epoch_seconds, read_call, record};
 use super::sigv4;
 use super::state::CredentialScope;
 
@@ -37,7 +36,10 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         )),
     });
     let (outcome, response) = match result {
-        Ok(value) => (CallOutcome::Ok, json_response(StatusCode::OK, &value)),
+        Ok(value) => (
+            CallOutcome::Ok,
+            aws_json::response(StatusCode::OK, &value, aws_json::JSON_1_1),
+        ),
         Err(error) => (
             CallOutcome::Error(error.error_type.clone()),
             error.into_response("message"),

@@ -4,7 +4,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::json_response;
+use crate::sandbox::aws_json;
 
 /// An SQS error as the JSON protocol answers it.
 #[derive(Debug)]
@@ -81,7 +81,7 @@ impl IntoResponse for SqsError {
             "Sender"
         };
         let body = json!({ "__type": self.type_name, "message": self.message });
-        let mut response = json_response(self.status, &body);
+        let mut response = aws_json::response(self.status, &body, aws_json::JSON_1_0);
         if let Ok(value) = HeaderValue::from_str(&format!("{};{fault}", self.code)) {
             response.headers_mut().insert("x-amzn-query-error", value);
         }

@@ -10,10 +10,10 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, to_bytes};
+use axum::body::to_bytes;
 use axum::extract::{Request, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -23,9 +23,9 @@ mod operations;
 mod queue;
 
 use super::Sandbox;
+use super::aws_auth;
+use super::aws_json;
 use super::fleet::SqsFault;
-use super::ids;
-use super::job_api::session_token;
 use super::model::{CallOutcome, RecordedCall};
 use super::sigv4;
 use super::state::CredentialScope;
@@ -43,19 +43,6 @@ const TARGET_PREFIX: &str = "AmazonSQS.";
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
 /// A queue's default `VisibilityTimeout`.
 const DEFAULT_VISIBILITY: Duration = Duration::from_secs(30);
-
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, Body::from(body.to_string())).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    if let Ok(request_id) = HeaderValue::from_str(&ids::uuid()) {
-        headers.insert("x-amzn-requestid", request_id);
-    }
-    response
-}
 
 /// True for `POST /` with an `AmazonSQS.` target (checked before the job API).
 pub(crate) fn is_sqs_request(request: &Request) -> bool {
@@ -96,7 +83,7 @@ pub(crate) async fn handle(State(sandbox): State<Sandbox>, request: Request) -> 
         messages,
     });
     match result {
-        Ok(value) => json_response(StatusCode::OK, &value),
+        Ok(value) => aws_json::response(StatusCode::OK, &value, aws_json::JSON_1_0),
         Err(error) => error.into_response(),
     }
 }
@@ -171,25 +158,9 @@ fn authenticate(
             ),
         ));
     }
-    let credential = sandbox
-        .inner
-        .state()
-        .credentials
-        .get(&authorization.access_key_id)
-        .cloned()
-        .filter(|credential| !credential.revoked)
-        .ok_or_else(invalid_token)?;
-    if session_token(&parts.headers) != credential.session_token.as_deref() {
-        return Err(invalid_token());
-    }
-    if !sigv4::signature_matches(
-        &authorization,
-        &credential.secret,
-        &parts.method,
-        &parts.uri,
-        &parts.headers,
-        &sigv4::sha256_hex(body),
-    ) {
+    let credential = aws_auth::issued_key(sandbox, &authorization, &parts.headers)
+        .map_err(|_| invalid_token())?;
+    if !aws_auth::body_signed_by(&authorization, &credential, parts, body) {
         return Err(SqsError::new(
             StatusCode::FORBIDDEN,
             "com.amazon.coral.service#InvalidSignatureException",
