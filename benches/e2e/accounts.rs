@@ -145,14 +145,45 @@ pub async fn scenario_11(bench: &Bench, report: &mut Report) {
         .counts
         .throttled
         .load(std::sync::atomic::Ordering::Relaxed);
+    let by_operation = proxy.counts.by_operation.lock().expect("counts").clone();
+    let breakdown: Vec<String> = by_operation
+        .iter()
+        .map(|(operation, (ok, refused))| format!("{operation} {ok}+{refused} throttled"))
+        .collect();
     report.note(format!(
-        "scenario 11 traffic through the proxy (job API, STS): {total} requests, {throttled} throttled"
+        "scenario 11 traffic through the proxy (job API, STS): {total} requests, {throttled} throttled ({})",
+        breakdown.join(", ")
+    ));
+    // Where each source's rate went unused: its first and last admitted request, and the
+    // seconds its admitted requests alone would take at the rate.
+    let admitted_at = proxy.counts.admitted_at.lock().expect("times").clone();
+    let timelines: Vec<String> = SOURCES
+        .iter()
+        .filter_map(|(_, region)| {
+            let times = admitted_at.get(*region)?;
+            let (first, last) = (times.first()?, times.last()?);
+            Some(format!(
+                "{region}: {} admitted, first at {:.2} s, last at {:.2} s, {:.1} s of them at the rate",
+                times.len(),
+                secs(first.saturating_duration_since(started)),
+                secs(last.saturating_duration_since(started)),
+                (times.len() as f64 - burst).max(0.0) / rate,
+            ))
+        })
+        .collect();
+    report.note(format!(
+        "scenario 11 job API per source: {}",
+        timelines.join("; ")
     ));
     // What the job API accepted, by operation: where requests beyond the ideal went.
     let mut accepted = std::collections::BTreeMap::<String, usize>::new();
     for call in sandbox.calls() {
-        if let RecordedCall::JobApi { operation, .. } = call {
-            *accepted.entry(operation).or_default() += 1;
+        match call {
+            RecordedCall::JobApi { operation, .. } => *accepted.entry(operation).or_default() += 1,
+            RecordedCall::Sts { operation, .. } => {
+                *accepted.entry(format!("STS {operation}")).or_default() += 1
+            }
+            _ => {}
         }
     }
     let accepted: Vec<String> = accepted

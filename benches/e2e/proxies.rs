@@ -41,6 +41,9 @@ pub struct ProxyCounts {
     pub throttled: AtomicU64,
     /// Requests per `X-Amz-Target` operation (or method for others): (forwarded, throttled).
     pub by_operation: Mutex<BTreeMap<String, (u64, u64)>>,
+    /// `ThrottlePerRegion`: when each region's admitted requests arrived, to see where a run
+    /// left a region's rate unused.
+    pub admitted_at: Mutex<BTreeMap<String, Vec<std::time::Instant>>>,
 }
 
 struct ProxyState {
@@ -158,13 +161,21 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         Policy::ThrottlePerRegion { .. } if region_bucket.is_none() => {}
         Policy::Throttle { .. } | Policy::ThrottlePerRegion { .. } => {
             let admitted = match region_bucket {
-                Some((region, rate, burst)) => state
-                    .region_buckets
-                    .lock()
-                    .expect("buckets")
-                    .entry(region)
-                    .or_insert_with(|| TokenBucket::new(rate, burst))
-                    .try_take(),
+                Some((region, rate, burst)) => {
+                    let admitted = state
+                        .region_buckets
+                        .lock()
+                        .expect("buckets")
+                        .entry(region.clone())
+                        .or_insert_with(|| TokenBucket::new(rate, burst))
+                        .try_take();
+                    if admitted {
+                        let now = std::time::Instant::now();
+                        let mut admitted_at = state.counts.admitted_at.lock().expect("times");
+                        admitted_at.entry(region).or_default().push(now);
+                    }
+                    admitted
+                }
                 None => state.bucket.lock().expect("bucket").try_take(),
             };
             if !admitted {

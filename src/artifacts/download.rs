@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use aws_credential_types::Credentials;
-use aws_sdk_s3::config::Region;
+use aws_sdk_s3::config::{IdentityCache, Region};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use tokio::io::AsyncWriteExt;
 
@@ -128,8 +128,13 @@ impl ArtifactStore {
             None,
             "codepipeline-job",
         );
+        // Static credentials need no cache, and the shared one must not hold them: it keeps a
+        // bounded number of credential sets and evicts one at random when full, so each job's
+        // set would push out the worker's own credentials and its sources' assumed roles,
+        // which the next job-API call would then fetch again (STS throttles AssumeRole).
         let mut config = aws_sdk_s3::config::Builder::from(&self.sdk_config)
             .credentials_provider(credentials)
+            .identity_cache(IdentityCache::no_cache())
             .force_path_style(self.force_path_style);
         if let Some(region) = region {
             config = config.region(Region::new(region.to_owned()));

@@ -169,6 +169,44 @@ async fn stop(mut worker: tokio::process::Child) -> String {
 }
 
 #[tokio::test]
+async fn a_member_role_is_assumed_once_for_many_jobs() {
+    // STS rate-limits AssumeRole per account and every call lands in the member's CloudTrail:
+    // the role's credentials are reused until they near expiry, not fetched per job.
+    let fleet = fleet().await;
+    let jobs: Vec<String> = (0..12)
+        .map(|index| {
+            fleet.queue(
+                &format!("member-{index}"),
+                Some(MEMBER),
+                Some(MEMBER_REGION),
+            )
+        })
+        .collect();
+    let mut worker = fleet.worker("reuse");
+    worker.args(["--source", &fleet.member_source()]).args([
+        "--max-jobs",
+        "12",
+        "--concurrency",
+        "4",
+        "--poll-min-interval",
+        "50ms",
+    ]);
+    let output = tokio::time::timeout(Duration::from_secs(120), worker.output())
+        .await
+        .expect("the worker exits after --max-jobs 12")
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for job in &jobs {
+        fleet.succeeded(job).await;
+    }
+    assert_eq!(fleet.assume_role_calls(), 1);
+}
+
+#[tokio::test]
 async fn one_worker_serves_two_accounts_in_two_regions() {
     let fleet = fleet().await;
     let own = fleet.queue("own", None, None);

@@ -8,6 +8,7 @@ mod cli_commands;
 mod cli_help;
 mod cli_worker_observability;
 mod competing_workers;
+mod credential_cache;
 mod demo_output;
 mod early_uploads;
 mod fleet_loop;
