@@ -199,8 +199,12 @@ pub fn spawn_process(
             .arg("--work-dir")
             .arg(&work_dir);
     }
+    command.env_clear();
+    // The SDK's retry mode (`standard` or `adaptive`), to compare them on one build.
+    if let Some(mode) = std::env::var_os("AWS_RETRY_MODE") {
+        command.env("AWS_RETRY_MODE", mode);
+    }
     command
-        .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", &home)
         .env("TMPDIR", &work_dir)
