@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
@@ -144,6 +145,30 @@ pub(crate) struct JobHooks {
     /// The name of the source the job came from: the `source` field of its log span, and
     /// where the journal says to send its result after a crash.
     pub(crate) source: Arc<str>,
+    /// Where the job says its work is done and only its result call remains.
+    pub(crate) slots: SlotReleases,
+}
+
+/// A job task's way to give its slot back before it ends: once the work is done, delivering
+/// the result only waits on the job API (throttled calls back off for up to a second), and a
+/// slot held through that wait is a job not started. The loop bounds how many results may be
+/// waiting this way ([`crate::worker::tasks`]).
+#[derive(Debug, Clone)]
+pub(crate) struct SlotReleases(mpsc::UnboundedSender<tokio::task::Id>);
+
+impl SlotReleases {
+    pub(crate) fn channel() -> (Self, mpsc::UnboundedReceiver<tokio::task::Id>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Self(sender), receiver)
+    }
+
+    /// Called from the job's own task (the loop knows it by its task id).
+    fn work_done(&self) {
+        if let Some(id) = tokio::task::try_id() {
+            // The loop stops listening only when it has stopped counting slots.
+            let _ = self.0.send(id);
+        }
+    }
 }
 
 /// Why a job failed: its handler's error, or an end the loop itself imposed.
@@ -304,7 +329,7 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
     hooks: &JobHooks,
 ) -> JobEnd {
     hooks.metrics.job_claimed();
-    let _in_flight = hooks.metrics.in_flight();
+    let in_flight = hooks.metrics.in_flight();
     let started = Instant::now();
     let redactor = job.data.redactor();
     let tally = Arc::new(JobTally::default());
@@ -335,6 +360,9 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
         }
     };
     let elapsed = started.elapsed();
+    // `jobs_in_flight` counts slots, which scaling policies compare with the concurrency.
+    drop(in_flight);
+    hooks.slots.work_done();
     let end = match outcome {
         Ok(success) => {
             report_success(api.as_ref(), &job_id, success, &redactor, elapsed, &tally).await

@@ -8,13 +8,16 @@
 //! API). Each source is paced on its own; free slots are shared among the sources that have
 //! work by [`shares`]; a wake-up queue ([`wake`]) makes a source due the moment a job is queued
 //! there. Which versions of the action type each poll asks is the loop's choice too
-//! ([`PollVersions`]), so that idle and busy polls cost one request each. Every job is reported to the job API of the source it came from, also after a crash
-//! (the journal names the source).
+//! ([`PollVersions`]), so that idle and busy polls cost one request each. Every job is
+//! reported to the job API of the source it came from, also after a crash (the journal names
+//! the source).
 //!
 //! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]): the loop only
 //! asks `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot
-//! start. When to poll is decided by [`pacing::Pacer`]; the loop only carries it out. The
-//! handler's errors are opaque to the loop: it classifies ([`Classify`]) and renders them.
+//! start. A job whose work is done gives its slot back while its result is delivered, within
+//! a bound ([`tasks`] says which). When to poll is decided by [`pacing::Pacer`]; the loop only
+//! carries it out. The handler's errors are opaque to the loop: it classifies ([`Classify`])
+//! and renders them.
 
 mod heartbeat;
 mod job_task;
@@ -226,6 +229,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
     let start = Instant::now();
     let mut states = Vec::with_capacity(sources.len());
     let mut task_sources = Vec::with_capacity(sources.len());
+    let (slots, released) = job_task::SlotReleases::channel();
     for source in sources {
         let metric = metrics.add_source(&source.name);
         let name: Arc<str> = source.name.into();
@@ -236,6 +240,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 metrics: metrics.clone(),
                 journal: settings.journal.clone(),
                 source: name.clone(),
+                slots: slots.clone(),
             },
             metric,
         });
@@ -255,7 +260,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         });
     }
     let sources_count = states.len();
-    let mut tasks = JobTasks::new(task_sources, handler);
+    let mut tasks = JobTasks::new(task_sources, handler, released);
     if let Some(journal) = &settings.journal {
         tasks.resume_journaled(journal);
     }
@@ -344,9 +349,12 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         // unless the source's job API throttles: then a poll is scarcer than a few hundred ms.
         let gather = more_would_help
             && batch == free
-            && (tasks.in_flight(index) == tasks.len()
+            && (tasks.in_flight(index) == tasks.working()
                 || states[index].pacer.throttled_recently(now));
-        if let Some(deadline) = states[index].pacer.gather_until(now, tasks.len(), gather) {
+        if let Some(deadline) = states[index]
+            .pacer
+            .gather_until(now, tasks.working(), gather)
+        {
             let waited = wait(
                 &mut tasks,
                 Some((deadline, true)),

@@ -2,6 +2,13 @@
 //! from, the tally of how they ended, the free-slot arithmetic (including `--max-jobs`),
 //! resuming journaled jobs (each with the source that handed it out), and the drain at
 //! shutdown.
+//!
+//! Slots. A job holds one of the `--concurrency` slots from its poll until its work is done;
+//! then it only waits for the job API to take its result, which under throttling means backing
+//! off for up to a second, so it gives its slot to the next job
+//! ([`SlotReleases`](job_task::SlotReleases)). The loop still never works on more than
+//! `--concurrency` jobs, and never holds more than twice `--concurrency` claimed jobs,
+//! working or delivering. The drain waits for the waiting results too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -36,42 +44,81 @@ pub(crate) struct JobTasks<A, H> {
     handler: Arc<H>,
     cancel: CancellationToken,
     running: JoinSet<JobEnd>,
-    /// Which source each running task's job came from.
-    owners: HashMap<tokio::task::Id, usize>,
-    /// Jobs in flight per source.
-    in_flight: Vec<usize>,
+    /// Which source each running task's job came from, and whether it still holds a slot.
+    owners: HashMap<tokio::task::Id, Owner>,
+    /// Jobs holding a slot, per source.
+    working: Vec<usize>,
+    /// Jobs whose work is done and whose result is still being delivered (holding no slot).
+    delivering: usize,
+    /// The tasks that say their work is done ([`job_task::SlotReleases`]).
+    released: mpsc::UnboundedReceiver<tokio::task::Id>,
     report: WorkerReport,
 }
 
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    source: usize,
+    holds_slot: bool,
+}
+
 impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
-    pub(crate) fn new(sources: Vec<TaskSource<A>>, handler: Arc<H>) -> Self {
+    /// `released` is the receiving end of the [`job_task::SlotReleases`] in the sources' hooks.
+    pub(crate) fn new(
+        sources: Vec<TaskSource<A>>,
+        handler: Arc<H>,
+        released: mpsc::UnboundedReceiver<tokio::task::Id>,
+    ) -> Self {
         Self {
-            in_flight: vec![0; sources.len()],
+            working: vec![0; sources.len()],
             sources,
             handler,
             cancel: CancellationToken::new(),
             running: JoinSet::new(),
             owners: HashMap::new(),
+            delivering: 0,
+            released,
             report: WorkerReport::default(),
         }
     }
 
-    /// Jobs in flight from source `index`.
+    /// Jobs from source `index` holding a slot.
     pub(crate) fn in_flight(&self, index: usize) -> usize {
-        self.in_flight.get(index).copied().unwrap_or(0)
+        self.working.get(index).copied().unwrap_or(0)
+    }
+
+    /// Jobs holding a slot, from every source.
+    pub(crate) fn working(&self) -> usize {
+        self.running.len() - self.delivering
     }
 
     fn spawn(&mut self, source: usize, task: impl Future<Output = JobEnd> + Send + 'static) {
         let handle = self.running.spawn(task);
-        self.owners.insert(handle.id(), source);
-        self.in_flight[source] += 1;
+        self.owners.insert(
+            handle.id(),
+            Owner {
+                source,
+                holds_slot: true,
+            },
+        );
+        self.working[source] += 1;
+    }
+
+    /// A task's work is done: its slot is free while its result is delivered.
+    fn release(&mut self, id: tokio::task::Id) {
+        if let Some(owner) = self.owners.get_mut(&id)
+            && owner.holds_slot
+        {
+            owner.holds_slot = false;
+            self.working[owner.source] -= 1;
+            self.delivering += 1;
+        }
     }
 
     pub(crate) fn report(&self) -> &WorkerReport {
         &self.report
     }
 
-    /// Jobs in flight.
+    /// Job tasks, working or delivering their result.
     pub(crate) fn len(&self) -> usize {
         self.running.len()
     }
@@ -144,7 +191,9 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
     /// more (so waiting to gather a larger batch is worth it).
     pub(crate) fn batch(&self, concurrency: usize, max_jobs: Option<u64>) -> (usize, bool) {
         let in_flight = self.running.len();
-        let free = concurrency.saturating_sub(in_flight);
+        let free = concurrency
+            .saturating_sub(self.working())
+            .min((2 * concurrency).saturating_sub(in_flight));
         // --max-jobs counts jobs that ended with a result; running ones may still do so.
         let remaining =
             max_jobs.map(|max| max.saturating_sub(self.report.finished() + in_flight as u64));
@@ -155,6 +204,9 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
 
     /// Records the jobs that have ended, without waiting.
     pub(crate) fn reap(&mut self) {
+        while let Ok(id) = self.released.try_recv() {
+            self.release(id);
+        }
         while let Some(joined) = self.running.try_join_next_with_id() {
             self.record(joined);
         }
@@ -168,8 +220,12 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
                 (join_error.id(), None)
             }
         };
-        if let Some(source) = self.owners.remove(&id) {
-            self.in_flight[source] -= 1;
+        if let Some(Owner { source, holds_slot }) = self.owners.remove(&id) {
+            if holds_slot {
+                self.working[source] -= 1;
+            } else {
+                self.delivering -= 1;
+            }
             if end.is_some_and(JobEnd::finished) {
                 let source = &self.sources[source];
                 source.hooks.metrics.source_job_finished(source.metric);
@@ -181,19 +237,23 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
         }
     }
 
-    /// Waits for one job to end; false when `shutdown` came first.
+    /// Waits for one job to end or give its slot back; false when `shutdown` came first.
     pub(crate) async fn wait_for_one(&mut self, shutdown: &mut Pin<&mut impl Future>) -> bool {
         tokio::select! {
             Some(joined) = self.running.join_next_with_id() => {
                 self.record(joined);
                 true
             }
+            Some(id) = self.released.recv() => {
+                self.release(id);
+                true
+            }
             _ = shutdown.as_mut() => false,
         }
     }
 
-    /// Waits until `deadline`, recording jobs that end meanwhile (returning at the first one
-    /// when `until_a_job_ends`); false when `shutdown` came first.
+    /// Waits until `deadline`, recording jobs that end or give their slot back meanwhile
+    /// (returning at the first one when `until_a_job_ends`); false when `shutdown` came first.
     pub(crate) async fn wait_until(
         &mut self,
         deadline: Instant,
@@ -208,6 +268,12 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
                 _ = shutdown.as_mut() => return false,
                 Some(joined) = self.running.join_next_with_id() => {
                     self.record(joined);
+                    if until_a_job_ends {
+                        return true;
+                    }
+                }
+                Some(id) = self.released.recv() => {
+                    self.release(id);
                     if until_a_job_ends {
                         return true;
                     }

@@ -12,7 +12,7 @@ use pipeline_publisher::pipeline::{
 };
 use pipeline_publisher::publish::JobError;
 use pipeline_publisher::worker::{self, ClaimedJob, JobContext, JobHandler, WorkerSettings};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 #[derive(Default)]
 struct FakeJobApi {
@@ -31,6 +31,8 @@ struct FakeJobApi {
     /// Job ids whose acknowledgement answers with a status other than InProgress.
     not_ours: Vec<&'static str>,
     results: Mutex<Vec<(String, Result<JobSuccess, JobFailure>)>>,
+    /// When set, result calls wait until it says `true` (a job API slow to take results).
+    results_open: Option<watch::Sender<bool>>,
 }
 
 impl FakeJobApi {
@@ -49,6 +51,12 @@ impl FakeJobApi {
         let mut ids: Vec<_> = self.results().into_iter().map(|(id, _)| id).collect();
         ids.sort();
         ids
+    }
+
+    async fn until_results_open(&self) {
+        if let Some(open) = &self.results_open {
+            let _ = open.subscribe().wait_for(|open| *open).await;
+        }
     }
 
     /// When each poll was made, as time since `start`.
@@ -138,6 +146,7 @@ impl JobApi for FakeJobApi {
         job_id: &str,
         success: &JobSuccess,
     ) -> Result<(), JobApiError> {
+        self.until_results_open().await;
         if take_one(&self.throttled_results) {
             return Err(throttled());
         }
@@ -153,6 +162,7 @@ impl JobApi for FakeJobApi {
         job_id: &str,
         failure: &JobFailure,
     ) -> Result<(), JobApiError> {
+        self.until_results_open().await;
         self.results
             .lock()
             .unwrap()
@@ -180,8 +190,26 @@ impl JobHandler for Instant {
 struct Gate {
     running: AtomicUsize,
     peak: AtomicUsize,
+    /// Jobs that have started, ever.
+    started_total: AtomicUsize,
     started: Notify,
     release: Notify,
+}
+
+impl Gate {
+    /// Waits until the `nth` job has started (counting from 1), then lets the running one end.
+    async fn release_the_nth(&self, nth: usize) {
+        let started = async {
+            while self.started_total.load(Ordering::SeqCst) < nth {
+                self.started.notified().await;
+            }
+        };
+        // On the paused clock, the worker's own timers carry time to this bound when it stalls.
+        tokio::time::timeout(Duration::from_secs(600), started)
+            .await
+            .unwrap_or_else(|_| panic!("job {nth} never started"));
+        self.release.notify_waiters();
+    }
 }
 
 struct Gated(Arc<Gate>);
@@ -193,6 +221,7 @@ impl JobHandler for Gated {
         let gate = &self.0;
         let now = gate.running.fetch_add(1, Ordering::SeqCst) + 1;
         gate.peak.fetch_max(now, Ordering::SeqCst);
+        gate.started_total.fetch_add(1, Ordering::SeqCst);
         gate.started.notify_waiters();
         gate.release.notified().await;
         gate.running.fetch_sub(1, Ordering::SeqCst);
@@ -428,6 +457,53 @@ async fn asks_only_for_free_slots_and_never_runs_more_than_the_concurrency() {
             .unwrap()
             .iter()
             .all(|&size| (1..=3).contains(&size))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_waiting_on_its_result_call_frees_its_slot_up_to_twice_the_concurrency() {
+    let (open, _) = watch::channel(false);
+    let api = Arc::new(FakeJobApi {
+        results_open: Some(open),
+        ..FakeJobApi::with_jobs(&["a", "b", "c", "d"])
+    });
+    let gate = Arc::new(Gate::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = tokio::spawn(worker::run(
+        api.clone(),
+        Arc::new(Gated(gate.clone())),
+        settings(1, None),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    for nth in [1, 2] {
+        // This job's work ends; its result call then waits on the job API.
+        gate.release_the_nth(nth).await;
+    }
+    // Two claimed jobs wait on their results: the worker must not claim a third, however long
+    // the job API takes (the paused clock runs ahead through every backoff and gather window).
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(
+        api.queue.lock().unwrap().len(),
+        2,
+        "claimed beyond twice the concurrency"
+    );
+    assert_eq!(gate.running.load(Ordering::SeqCst), 0);
+    assert!(api.results().is_empty());
+
+    api.results_open.as_ref().unwrap().send_replace(true);
+    for nth in [3, 4] {
+        gate.release_the_nth(nth).await;
+    }
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!(report.succeeded, 4);
+    assert_eq!(api.result_ids(), ["a", "b", "c", "d"], "one result per job");
+    assert_eq!(
+        gate.peak.load(Ordering::SeqCst),
+        1,
+        "never worked on two at once"
     );
 }
 
