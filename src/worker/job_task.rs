@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, warn};
 
@@ -147,6 +147,10 @@ pub(crate) struct JobHooks {
     pub(crate) source: Arc<str>,
     /// Where the job says its work is done and only its result call remains.
     pub(crate) slots: SlotReleases,
+    /// The worker's `--concurrency` permits to work, one held while a handler runs. A job
+    /// claimed beyond them (see [`crate::worker::tasks`]) waits here after its
+    /// acknowledgement, in the order the jobs were claimed.
+    pub(crate) work_permits: Arc<Semaphore>,
 }
 
 /// A job task's way to give its slot back before it ends: once the work is done, delivering
@@ -329,7 +333,6 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
     hooks: &JobHooks,
 ) -> JobEnd {
     hooks.metrics.job_claimed();
-    let in_flight = hooks.metrics.in_flight();
     let started = Instant::now();
     let redactor = job.data.redactor();
     let tally = Arc::new(JobTally::default());
@@ -342,8 +345,19 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
         tally: tally.clone(),
     };
     let job_id = job.id.clone();
-    let mut work =
-        tokio::spawn(async move { handler.handle(job, context).await }.in_current_span());
+    let permits = hooks.work_permits.clone();
+    let metrics = hooks.metrics.clone();
+    let mut work = tokio::spawn(
+        async move {
+            // The semaphore is never closed, so this only waits for a running job to end.
+            let _permit = permits.acquire_owned().await;
+            // `jobs_in_flight` counts jobs at work, which scaling policies compare with the
+            // concurrency.
+            let _in_flight = metrics.in_flight();
+            handler.handle(job, context).await
+        }
+        .in_current_span(),
+    );
     let outcome = tokio::select! {
         joined = &mut work => match joined {
             Ok(result) => result.map_err(TaskFailure::Handler),
@@ -360,8 +374,6 @@ async fn execute_and_report<A: JobApi, H: JobHandler>(
         }
     };
     let elapsed = started.elapsed();
-    // `jobs_in_flight` counts slots, which scaling policies compare with the concurrency.
-    drop(in_flight);
     hooks.slots.work_done();
     let end = match outcome {
         Ok(success) => {
@@ -468,23 +480,31 @@ where
     let mut errors = RESULT_CALL.errors.backoff();
     let mut throttles = RESULT_CALL.throttle_pace().backoff();
     let started = tokio::time::Instant::now();
-    let mut attempt = 1;
+    // Every attempt, for the log; and those that failed other than throttled, for the budget.
+    let (mut attempt, mut failed) = (1, 0);
     loop {
-        match call().await {
-            Err(error)
-                if error.is_transient()
-                    && RESULT_CALL.allows_another(attempt, started.elapsed()) =>
-            {
-                let delay = match error {
-                    JobApiError::Throttled { .. } => throttles.next_delay(),
-                    _ => errors.next_delay(),
-                };
-                warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "result call failed; retrying");
-                tokio::time::sleep(delay).await;
-                attempt += 1;
-            }
+        let error = match call().await {
+            Err(error) if error.is_transient() => error,
             other => return other,
+        };
+        let throttled = matches!(error, JobApiError::Throttled { .. });
+        failed += u32::from(!throttled);
+        let another = if throttled {
+            RESULT_CALL.allows_another_throttled(failed, started.elapsed())
+        } else {
+            RESULT_CALL.allows_another(failed, started.elapsed())
+        };
+        if !another {
+            return Err(error);
         }
+        let delay = if throttled {
+            throttles.next_delay()
+        } else {
+            errors.next_delay()
+        };
+        warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "result call failed; retrying");
+        tokio::time::sleep(delay).await;
+        attempt += 1;
     }
 }
 

@@ -12,10 +12,11 @@
 //! reported to the job API of the source it came from, also after a crash (the journal names
 //! the source).
 //!
-//! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]): the loop only
-//! asks `PollForJobs` for as many jobs as it has free slots, so it never holds a job it cannot
-//! start. A job whose work is done gives its slot back while its result is delivered, within
-//! a bound ([`tasks`] says which). When to poll is decided by [`pacing::Pacer`]; the loop only
+//! Concurrency is bounded by counting the job tasks in a `JoinSet` ([`tasks`]) and by
+//! `--concurrency` permits to work: the loop normally asks `PollForJobs` for as many jobs as it
+//! has free slots, so it holds no job it cannot start; where a source's job API throttles polls
+//! it may claim a few more, which wait for a slot. A job whose work is done gives its slot
+//! back while its result is delivered. [`tasks`] gives the bounds. When to poll is decided by [`pacing::Pacer`]; the loop only
 //! carries it out. The handler's errors are opaque to the loop: it classifies ([`Classify`])
 //! and renders them.
 
@@ -230,6 +231,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
     let mut states = Vec::with_capacity(sources.len());
     let mut task_sources = Vec::with_capacity(sources.len());
     let (slots, released) = job_task::SlotReleases::channel();
+    let work_permits = Arc::new(tokio::sync::Semaphore::new(concurrency));
     for source in sources {
         let metric = metrics.add_source(&source.name);
         let name: Arc<str> = source.name.into();
@@ -241,6 +243,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 journal: settings.journal.clone(),
                 source: name.clone(),
                 slots: slots.clone(),
+                work_permits: work_permits.clone(),
             },
             metric,
         });
@@ -294,8 +297,8 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             }
             continue;
         }
-        let (free, more_would_help) = tasks.batch(concurrency, settings.max_jobs);
-        if free == 0 {
+        let room = tasks.room(concurrency, settings.max_jobs);
+        if room.free == 0 {
             // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
             let waited = wait(
                 &mut tasks,
@@ -323,7 +326,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 polls_scarce: state.pacer.throttled_recently(now),
             })
             .collect();
-        let (index, batch) = match shares::choose(&views, free, concurrency, now) {
+        let (index, batch) = match shares::choose(&views, room, concurrency, now) {
             Choice::Poll { source, batch } => (source, batch),
             Choice::WaitUntil(until) => {
                 // A finished job frees a slot but does not cut the wait short: the wait is what
@@ -347,8 +350,14 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         // Gathering slots saves polls while this source's own jobs end one by one. While other
         // sources hold slots too, the share rule decides and a waiting job is not held back,
         // unless the source's job API throttles: then a poll is scarcer than a few hundred ms.
-        let gather = more_would_help
-            && batch == free
+        let asked_all = batch
+            == if views[index].polls_scarce {
+                room.claimable
+            } else {
+                room.free
+            };
+        let gather = room.more_would_help
+            && asked_all
             && (tasks.in_flight(index) == tasks.working()
                 || states[index].pacer.throttled_recently(now));
         if let Some(deadline) = states[index]

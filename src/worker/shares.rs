@@ -12,10 +12,11 @@
 //! - It asks for as many jobs as it lacks to reach its share (at least one, at most the free
 //!   slots). Alone, a source asks for every free slot, exactly as a single-source worker does.
 //! - A source whose job API has lately throttled a poll ([`SourceView::polls_scarce`]) asks for
-//!   every free slot instead: there a poll costs more than holding a slot a moment, and with
-//!   sources sharing four slots a share-sized poll claims one or two jobs. Fairness over time
-//!   still comes from the choice itself: the next free slots go to whichever due source has
-//!   fewest jobs in flight, which is another one.
+//!   every job the worker may claim instead ([`Room::claimable`]: the free slots plus as many
+//!   jobs again that wait for a slot once acknowledged): there a poll costs more than a job
+//!   waiting a moment, and with sources sharing four slots a share-sized poll claims one or
+//!   two jobs. Fairness over time still comes from the choice itself: the next free slots go
+//!   to whichever due source has fewest jobs in flight, which is another one.
 //!
 //! - A partly free worker gathers slots before polling (see [`super::pacing`]) only while the
 //!   chosen source holds every running job, or its job API has throttled a poll within the busy
@@ -25,7 +26,9 @@
 //! What it guarantees: a source that queues 200 jobs holds every slot only while no other source
 //! is due. Once another source is due, the next slot that frees goes to it (it has fewer jobs in
 //! flight), so its job waits at most until one running job ends — about one job's duration —
-//! plus its own poll interval (well under a second with a wake-up queue). Slots are never left
+//! plus its own poll interval (well under a second with a wake-up queue); where the job API
+//! throttles polls, also behind the jobs already claimed and waiting for a slot, at most one
+//! more job's duration. Slots are never left
 //! idle for fairness' sake: a source with nothing due does not hold a slot back.
 
 use tokio::time::Instant;
@@ -42,6 +45,18 @@ pub struct SourceView {
     pub polls_scarce: bool,
 }
 
+/// What the loop may claim now (see [`super::tasks`], "Slots").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Room {
+    /// Slots no claimed job is headed for: what a poll normally asks for at most.
+    pub free: usize,
+    /// Jobs the loop may claim in all: `free` plus the jobs that may wait for a slot.
+    pub claimable: usize,
+    /// Whether a finishing job would let the loop ask for more (so waiting to gather a larger
+    /// batch is worth it); false once `--max-jobs` caps the batch.
+    pub more_would_help: bool,
+}
+
 /// What the loop should do next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Choice {
@@ -51,9 +66,9 @@ pub enum Choice {
     WaitUntil(Instant),
 }
 
-/// Chooses the next poll, given `free` slots out of `concurrency`. `free` must be above zero
-/// (a full worker waits for a job to end instead).
-pub fn choose(sources: &[SourceView], free: usize, concurrency: usize, now: Instant) -> Choice {
+/// Chooses the next poll, given the `room` a worker of `concurrency` slots has. `room.free`
+/// must be above zero (a full worker waits for a job to end instead).
+pub fn choose(sources: &[SourceView], room: Room, concurrency: usize, now: Instant) -> Choice {
     let due = |view: &SourceView| view.next_poll <= now;
     let active = sources
         .iter()
@@ -69,14 +84,14 @@ pub fn choose(sources: &[SourceView], free: usize, concurrency: usize, now: Inst
         .min_by_key(|(index, view)| (view.in_flight, view.last_polled, *index));
     match chosen {
         Some((source, view)) => {
-            let wanted = if view.polls_scarce {
-                free
+            let batch = if view.polls_scarce {
+                room.claimable
             } else {
-                share.saturating_sub(view.in_flight)
+                share.saturating_sub(view.in_flight).min(room.free)
             };
             Choice::Poll {
                 source,
-                batch: wanted.clamp(1, free.max(1)),
+                batch: batch.max(1),
             }
         }
         None => Choice::WaitUntil(
@@ -96,6 +111,15 @@ mod tests {
 
     use super::*;
 
+    /// `free` slots and nothing claimable beyond them.
+    fn room(free: usize) -> Room {
+        Room {
+            free,
+            claimable: free,
+            more_would_help: true,
+        }
+    }
+
     fn view(in_flight: usize, next_poll: Instant, last_polled: Option<Instant>) -> SourceView {
         SourceView {
             in_flight,
@@ -110,7 +134,7 @@ mod tests {
         let now = Instant::now();
         for (in_flight, free) in [(0, 4), (1, 3), (3, 1)] {
             assert_eq!(
-                choose(&[view(in_flight, now, None)], free, 4, now),
+                choose(&[view(in_flight, now, None)], room(free), 4, now),
                 Choice::Poll {
                     source: 0,
                     batch: free
@@ -119,7 +143,7 @@ mod tests {
         }
         let later = now + Duration::from_secs(3);
         assert_eq!(
-            choose(&[view(0, later, Some(now))], 4, 4, now),
+            choose(&[view(0, later, Some(now))], room(4), 4, now),
             Choice::WaitUntil(later)
         );
     }
@@ -130,7 +154,7 @@ mod tests {
         // A holds three of four slots; B has just become due.
         let sources = [view(3, now, Some(now)), view(0, now, None)];
         assert_eq!(
-            choose(&sources, 1, 4, now),
+            choose(&sources, room(1), 4, now),
             Choice::Poll {
                 source: 1,
                 batch: 1
@@ -139,7 +163,7 @@ mod tests {
         // With more free slots B asks for its share (two of four), not all of them.
         let sources = [view(1, now, Some(now)), view(0, now, None)];
         assert_eq!(
-            choose(&sources, 3, 4, now),
+            choose(&sources, room(3), 4, now),
             Choice::Poll {
                 source: 1,
                 batch: 2
@@ -149,7 +173,7 @@ mod tests {
         let later = now + Duration::from_secs(10);
         let sources = [view(1, now, Some(now)), view(0, later, Some(now))];
         assert_eq!(
-            choose(&sources, 3, 4, now),
+            choose(&sources, room(3), 4, now),
             Choice::Poll {
                 source: 0,
                 batch: 3
@@ -158,20 +182,26 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_throttled_source_asks_for_every_free_slot_and_still_yields_the_next() {
+    async fn a_throttled_source_asks_for_all_it_may_claim_and_still_yields_the_next() {
         let now = Instant::now();
         let scarce = |in_flight, last_polled| SourceView {
             polls_scarce: true,
             ..view(in_flight, now, last_polled)
         };
-        // Three throttled sources share four slots; the one with nothing running takes all
-        // three free slots rather than its share of two.
+        // Three throttled sources share four slots, three of them free, with room to claim
+        // seven jobs; the one with nothing running asks for all seven rather than its share of
+        // two.
         let sources = [scarce(1, Some(now)), scarce(0, None), scarce(0, Some(now))];
+        let room_to_wait = Room {
+            free: 3,
+            claimable: 7,
+            more_would_help: true,
+        };
         assert_eq!(
-            choose(&sources, 3, 4, now),
+            choose(&sources, room_to_wait, 4, now),
             Choice::Poll {
                 source: 1,
-                batch: 3
+                batch: 7
             }
         );
         // Having taken them, it is not chosen again while another due source has fewer.
@@ -181,20 +211,20 @@ mod tests {
             scarce(0, Some(now)),
         ];
         assert_eq!(
-            choose(&sources, 1, 4, now),
+            choose(&sources, room(1), 4, now),
             Choice::Poll {
                 source: 2,
                 batch: 1
             }
         );
-        // Without throttling the same worker keeps to shares.
+        // Without throttling the same worker keeps to shares of its free slots.
         let sources = [
             view(1, now, Some(now)),
             view(0, now, None),
             view(0, now, Some(now)),
         ];
         assert_eq!(
-            choose(&sources, 3, 4, now),
+            choose(&sources, room_to_wait, 4, now),
             Choice::Poll {
                 source: 1,
                 batch: 2
@@ -209,7 +239,7 @@ mod tests {
         let mut order = Vec::new();
         for _ in 0..6 {
             let now = Instant::now();
-            let Choice::Poll { source, .. } = choose(&sources, 1, 1, now) else {
+            let Choice::Poll { source, .. } = choose(&sources, room(1), 1, now) else {
                 panic!("every source is due");
             };
             order.push(source);
@@ -259,7 +289,7 @@ mod tests {
             let wake = if free == 0 {
                 next_end
             } else {
-                match choose(&sources, free, concurrency, now) {
+                match choose(&sources, room(free), concurrency, now) {
                     Choice::Poll { source, batch } => {
                         sources[source].last_polled = Some(now);
                         let mut got = 0;

@@ -6,9 +6,15 @@
 //! Slots. A job holds one of the `--concurrency` slots from its poll until its work is done;
 //! then it only waits for the job API to take its result, which under throttling means backing
 //! off for up to a second, so it gives its slot to the next job
-//! ([`SlotReleases`](job_task::SlotReleases)). The loop still never works on more than
-//! `--concurrency` jobs, and never holds more than twice `--concurrency` claimed jobs,
-//! working or delivering. The drain waits for the waiting results too.
+//! ([`SlotReleases`](job_task::SlotReleases)). The loop never holds more than twice
+//! `--concurrency` claimed jobs, whether acknowledging, working or delivering.
+//!
+//! A poll normally asks for the free slots only. Where the job API throttles polls, a poll is
+//! worth more than a slot held a moment, so the loop may claim up to that bound
+//! ([`Room::claimable`](crate::worker::shares::Room)): jobs beyond the free slots wait after their acknowledgement (itself a
+//! throttled call, made while the others run) for a permit to work
+//! ([`JobHooks::work_permits`](job_task::JobHooks)). Never more than `--concurrency` jobs
+//! work at once. The drain waits for the waiting and delivering jobs too.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -26,6 +32,7 @@ use crate::error::inline_chain;
 use crate::pipeline::{Job, JobApi};
 use crate::worker::job_task::{self, JobEnd, JobHooks};
 use crate::worker::journal::Journal;
+use crate::worker::shares::Room;
 use crate::worker::{JobHandler, WorkerReport};
 
 /// How long job tasks may take to deliver their failure results once cancelled at shutdown.
@@ -187,19 +194,22 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
         }
     }
 
-    /// How many jobs to ask for now, and whether a finishing job would let the loop ask for
-    /// more (so waiting to gather a larger batch is worth it).
-    pub(crate) fn batch(&self, concurrency: usize, max_jobs: Option<u64>) -> (usize, bool) {
+    /// How many jobs the loop may claim now.
+    pub(crate) fn room(&self, concurrency: usize, max_jobs: Option<u64>) -> Room {
         let in_flight = self.running.len();
-        let free = concurrency
-            .saturating_sub(self.working())
-            .min((2 * concurrency).saturating_sub(in_flight));
+        let claimable = (2 * concurrency).saturating_sub(in_flight);
+        let free = concurrency.saturating_sub(self.working()).min(claimable);
         // --max-jobs counts jobs that ended with a result; running ones may still do so.
         let remaining =
             max_jobs.map(|max| max.saturating_sub(self.report.finished() + in_flight as u64));
-        let batch = remaining.map_or(free, |left| free.min(usize::try_from(left).unwrap_or(free)));
-        let more_would_help = remaining.is_none_or(|left| (free as u64) < left);
-        (batch, more_would_help)
+        let cap = |room: usize| {
+            remaining.map_or(room, |left| room.min(usize::try_from(left).unwrap_or(room)))
+        };
+        Room {
+            free: cap(free),
+            claimable: cap(claimable),
+            more_would_help: remaining.is_none_or(|left| (free as u64) < left),
+        }
     }
 
     /// Records the jobs that have ended, without waiting.

@@ -293,6 +293,30 @@ async fn throttled_polls_retry_at_a_short_pace_and_lose_no_job() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_result_throttled_more_times_than_the_attempts_is_still_delivered() {
+    // Twelve attempts bound other failures; throttling goes on until the 60 s deadline, which
+    // thirty throttles of at most a second each stay within.
+    let api = Arc::new(FakeJobApi {
+        throttled_results: AtomicUsize::new(30),
+        ..FakeJobApi::with_jobs(&["a"])
+    });
+    // A result given up on ends nothing `--max-jobs` counts, so the loop would poll on.
+    let report = tokio::time::timeout(
+        Duration::from_secs(600),
+        worker::run(
+            api.clone(),
+            Arc::new(Instant),
+            settings(1, Some(1)),
+            std::future::pending(),
+        ),
+    )
+    .await
+    .expect("the result was given up on");
+    assert_eq!((report.succeeded, report.undelivered), (1, 0));
+    assert_eq!(api.result_ids(), ["a"]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn transport_errors_still_back_off_slowly() {
     let api = Arc::new(FakeJobApi {
         unavailable_polls: AtomicUsize::new(3),
@@ -504,6 +528,57 @@ async fn a_job_waiting_on_its_result_call_frees_its_slot_up_to_twice_the_concurr
         gate.peak.load(Ordering::SeqCst),
         1,
         "never worked on two at once"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_job_api_gets_polls_for_twice_the_concurrency_whose_extra_jobs_wait() {
+    let api = Arc::new(FakeJobApi {
+        throttled_polls: AtomicUsize::new(1),
+        ..FakeJobApi::with_jobs(&["a", "b", "c", "d", "e", "f"])
+    });
+    let gate = Arc::new(Gate::default());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let worker = tokio::spawn(worker::run(
+        api.clone(),
+        Arc::new(Gated(gate.clone())),
+        settings(2, None),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    while gate.running.load(Ordering::SeqCst) < 2 {
+        gate.started.notified().await;
+    }
+    // However long the two running jobs take, the two claimed beyond them only wait.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        *api.batch_sizes.lock().unwrap(),
+        [2, 4],
+        "the throttled poll asked for the free slots, the next one for twice the concurrency"
+    );
+    assert_eq!(api.queue.lock().unwrap().len(), 2, "four jobs claimed");
+    assert_eq!(gate.started_total.load(Ordering::SeqCst), 2);
+
+    for nth in [2, 4, 6] {
+        gate.release_the_nth(nth).await;
+    }
+    while api.results().len() < 6 {
+        gate.release.notify_waiters();
+        tokio::task::yield_now().await;
+    }
+    stop.send(()).unwrap();
+    let report = worker.await.unwrap();
+    assert_eq!(report.succeeded, 6);
+    assert_eq!(
+        api.result_ids(),
+        ["a", "b", "c", "d", "e", "f"],
+        "one result per job"
+    );
+    assert_eq!(
+        gate.peak.load(Ordering::SeqCst),
+        2,
+        "never worked on more than the concurrency"
     );
 }
 
