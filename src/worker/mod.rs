@@ -16,9 +16,9 @@
 //! `--concurrency` permits to work: the loop normally asks `PollForJobs` for as many jobs as it
 //! has free slots, so it holds no job it cannot start; where a source's job API throttles polls
 //! it may claim a few more, which wait for a slot. A job whose work is done gives its slot
-//! back while its result is delivered. [`tasks`] gives the bounds. When to poll is decided by [`pacing::Pacer`]; the loop only
-//! carries it out. The handler's errors are opaque to the loop: it classifies ([`Classify`])
-//! and renders them.
+//! back while its result is delivered. [`tasks`] gives the bounds. When to poll is decided by
+//! [`pacing::Pacer`]; the loop only carries it out. The handler's errors are opaque to the
+//! loop: it classifies ([`Classify`]) and renders them.
 
 mod heartbeat;
 mod job_task;

@@ -28,8 +28,8 @@
 //! flight), so its job waits at most until one running job ends — about one job's duration —
 //! plus its own poll interval (well under a second with a wake-up queue); where the job API
 //! throttles polls, also behind the jobs already claimed and waiting for a slot, at most one
-//! more job's duration. Slots are never left
-//! idle for fairness' sake: a source with nothing due does not hold a slot back.
+//! more job's duration. Slots are never left idle for fairness' sake: a source with nothing
+//! due does not hold a slot back.
 
 use tokio::time::Instant;
 
