@@ -25,6 +25,7 @@ mod job_task;
 pub mod journal;
 mod metered;
 pub mod pacing;
+mod results;
 pub mod shares;
 mod tasks;
 pub mod wake;
