@@ -15,7 +15,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 #[derive(Debug, Default)]
 pub struct Arrivals {
     state: Mutex<State>,
+    /// Readers wait on this for bytes.
     changed: Condvar,
+    /// Told when a reader starts waiting. Separate from `changed`: with several readers
+    /// sharing one condition, each waiter's wake-up call would wake the others, and they
+    /// would spin waking each other while the bytes are still on their way.
+    reader_waiting: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -25,6 +30,11 @@ struct State {
     ending: Option<Ending>,
     /// The byte a reader is waiting for, while it waits.
     waiting: Option<u64>,
+    /// Readers waiting now.
+    waiters: usize,
+    /// Times a waiting reader was woken, for the tests.
+    #[cfg(test)]
+    wakeups: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,19 +109,35 @@ impl Arrivals {
                 return Ok(end);
             }
             state.waiting = Some(position);
-            self.changed.notify_all();
+            state.waiters += 1;
+            self.reader_waiting.notify_all();
             state = self
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.waiters -= 1;
+            #[cfg(test)]
+            {
+                state.wakeups += 1;
+            }
         }
+    }
+
+    /// Waits (at most `timeout`) until `count` readers wait at once; whether they do.
+    #[cfg(test)]
+    pub(super) fn readers_wait(&self, count: usize, timeout: std::time::Duration) -> bool {
+        let (state, _) = self
+            .reader_waiting
+            .wait_timeout_while(self.state(), timeout, |state| state.waiters < count)
+            .unwrap_or_else(PoisonError::into_inner);
+        state.waiters >= count
     }
 
     /// Waits (at most `timeout`) until a reader waits for a byte, and returns that byte.
     #[cfg(test)]
     pub(super) fn reader_waits(&self, timeout: std::time::Duration) -> Option<u64> {
         let (state, _) = self
-            .changed
+            .reader_waiting
             .wait_timeout_while(self.state(), timeout, |state| state.waiting.is_none())
             .unwrap_or_else(PoisonError::into_inner);
         state.waiting
@@ -189,6 +215,38 @@ mod tests {
         arrivals.arrived(40, 45);
         arrivals.arrived(45, 60);
         assert_eq!(reader.join().unwrap().unwrap(), 60);
+    }
+
+    #[test]
+    fn readers_waiting_together_sleep_until_bytes_arrive() {
+        // Extraction and a streamed upload both wait on one download. Each waiter used to
+        // wake the others as it began waiting, so two of them spun (a core's worth of CPU)
+        // until the bytes came.
+        let arrivals = Arrivals::with(&[]);
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let arrivals = arrivals.clone();
+                std::thread::spawn(move || arrivals.ready_from(100))
+            })
+            .collect();
+        assert!(arrivals.readers_wait(2, Duration::from_secs(10)));
+        // Watch them for a while: spinning readers wake thousands of times in it.
+        let watched = std::time::Instant::now();
+        let mut looks = 0;
+        while watched.elapsed() < Duration::from_millis(100) && looks < 1_000_000 {
+            std::thread::yield_now();
+            looks += 1;
+        }
+        let idle_wakeups = arrivals.state().wakeups;
+        arrivals.arrived(100, 200);
+        for reader in readers {
+            assert_eq!(reader.join().unwrap().unwrap(), 200);
+        }
+        // A condition variable may wake a waiter spuriously, but rarely.
+        assert!(
+            idle_wakeups <= 2,
+            "{idle_wakeups} wake-ups with no byte arriving"
+        );
     }
 
     #[test]
