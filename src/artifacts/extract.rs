@@ -14,7 +14,8 @@ use std::sync::Arc;
 use zip::ZipArchive;
 use zip::result::ZipError;
 
-use super::arrivals::Arrivals;
+use super::arrivals::{AbandonOnDrop, Arrivals};
+use super::growing::{GROWING_MIN_BYTES, GrowingFile};
 use super::zip_fetch::{ArchiveView, RoutedEntry};
 use crate::checksum::{Checksums, hash_stream};
 
@@ -159,6 +160,9 @@ pub enum ExtractionEvent<'a> {
     /// symlinks, encryption, duplicates, entry count, what it shows of overlaps); these are the
     /// paths of the files extraction will place, in archive order. Told once, before any file.
     Checked(&'a [String]),
+    /// A file of at least [`GROWING_MIN_BYTES`] (as declared) is being extracted; its bytes
+    /// can be read as they arrive, unchecked until it is placed. Told before its `Placed`.
+    Begun(&'a GrowingFile),
     /// A file was placed and hashed: its CRC and every check on it passed.
     Placed(&'a ExtractedFile),
 }
@@ -189,6 +193,8 @@ fn extract_view(
         path: archive.to_owned(),
         source,
     })?;
+    // A routed entry's bytes arrive with the archive's; once it is whole, they all have.
+    let routed_arrivals = arrivals.clone().unwrap_or_else(Arrivals::whole);
     let view = match arrivals {
         Some(arrivals) => view.following(arrivals),
         None => view,
@@ -265,7 +271,11 @@ fn extract_view(
                     && entry.data_start() == Some(routed.data_start)
                     && entry.compressed_size() == routed.size
             })
-            .map(|routed| routed.file.clone());
+            .map(|routed| (routed.file.clone(), routed.data_start));
+        let (routed_file, routed_start) = match routed_file {
+            Some((file, start)) => (Some(file), start),
+            None => (None, 0),
+        };
         let path = destination.join(&relative);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(|source| ExtractError::Write {
@@ -286,6 +296,17 @@ fn extract_view(
                     })?,
             ),
         };
+        // The guard releases a reader of a written entry should the entry fail.
+        let growth = announce_growing(
+            &relative,
+            entry.size(),
+            routed_file.as_deref().map(|file| (file, routed_start)),
+            &routed_arrivals,
+            &path,
+            report,
+        )?
+        .filter(|_| output.is_some())
+        .map(AbandonOnDrop);
         let mut size = 0u64;
         let (_, checksums) = hash_stream(
             &mut entry,
@@ -302,15 +323,19 @@ fn extract_view(
                         limit: limits.max_ratio,
                     });
                 }
-                match output.as_mut() {
-                    Some(output) => output
-                        .write_all(chunk)
-                        .map_err(|source| ExtractError::Write {
-                            path: path.clone(),
-                            source,
-                        }),
-                    None => Ok(()),
+                let Some(output) = output.as_mut() else {
+                    return Ok(());
+                };
+                output
+                    .write_all(chunk)
+                    .map_err(|source| ExtractError::Write {
+                        path: path.clone(),
+                        source,
+                    })?;
+                if let Some(AbandonOnDrop(growth)) = &growth {
+                    growth.arrived(size - chunk.len() as u64, size);
                 }
+                Ok(())
             },
             |source| ExtractError::Corrupt {
                 entry: name.clone(),
@@ -318,6 +343,9 @@ fn extract_view(
             },
         )?;
         drop(entry);
+        if let Some(AbandonOnDrop(growth)) = &growth {
+            growth.finish();
+        }
         let placed = match (&output, &routed_file) {
             (Some(output), _) => output.sync_all(),
             // Hashed and checked (CRC included) through the view: now it takes its place.
@@ -417,6 +445,40 @@ impl Layout {
 
 /// Moves a routed entry's file to its place without writing its bytes again: a hard link (which,
 /// like `create_new`, refuses a path that exists), or a rename where links are not supported.
+/// Announces a file of at least [`GROWING_MIN_BYTES`] as it begins, so that its upload can
+/// start while it grows, and returns the record of its bytes: a routed entry's arrive with the
+/// archive's, a written entry's are recorded by the caller as they land. `None` for a smaller
+/// file.
+fn announce_growing(
+    relative: &str,
+    declared_size: u64,
+    routed: Option<(&Path, u64)>,
+    routed_arrivals: &Arc<Arrivals>,
+    path: &Path,
+    report: &mut dyn FnMut(ExtractionEvent<'_>),
+) -> Result<Option<Arc<Arrivals>>, ExtractError> {
+    if declared_size < GROWING_MIN_BYTES {
+        return Ok(None);
+    }
+    let (source, arrivals, offset) = match routed {
+        Some((file, start)) => (file, routed_arrivals.clone(), start),
+        None => (path, Arrivals::with(&[]), 0),
+    };
+    let file = fs::File::open(source).map_err(|error| ExtractError::Write {
+        path: source.to_owned(),
+        source: error,
+    })?;
+    let growing = GrowingFile::new(
+        relative.to_owned(),
+        declared_size,
+        file,
+        arrivals.clone(),
+        offset,
+    );
+    report(ExtractionEvent::Begun(&growing));
+    Ok(Some(arrivals))
+}
+
 fn place(file: &Path, path: &Path) -> io::Result<()> {
     match fs::hard_link(file, path) {
         Ok(()) => fs::remove_file(file),
@@ -514,6 +576,7 @@ mod tests {
             &mut |event| {
                 events.push(match event {
                     ExtractionEvent::Checked(names) => format!("checked {}", names.join(" ")),
+                    ExtractionEvent::Begun(file) => format!("begun {}", file.relative_path),
                     ExtractionEvent::Placed(file) => {
                         assert!(file.path.exists(), "{} is in place", file.relative_path);
                         format!("placed {}", file.relative_path)

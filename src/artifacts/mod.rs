@@ -4,6 +4,7 @@ pub mod arrivals;
 pub mod download;
 pub mod extract;
 pub mod follow;
+pub mod growing;
 pub mod ranged;
 pub mod upload;
 pub mod zip_fetch;
@@ -15,6 +16,7 @@ pub use extract::{
     extract_zip_following, extract_zip_reporting, extract_zip_routed,
 };
 pub use follow::FollowError;
+pub use growing::GrowingFile;
 pub use ranged::{CredentialSource, DownloadSettings};
 pub use upload::UploadError;
 pub use zip_fetch::{FetchedZip, RoutedEntry};

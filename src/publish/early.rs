@@ -23,16 +23,18 @@
 //! as usual, exactly as without early uploads; each early item was planned by the same
 //! planner, one file at a time.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::artifacts::{ExtractedFile, ExtractionEvent};
+use crate::artifacts::{ExtractedFile, ExtractionEvent, GrowingFile};
+use crate::checksum::Checksums;
 use crate::error::inline_chain;
 use crate::pipeline::config::{ActionConfig, ArtifactType};
 use crate::pipeline::job::JobData;
@@ -41,6 +43,7 @@ use crate::publish::login::{self, LoginSettings};
 use crate::publish::plan::{ExtractedArtifact, PublishItem, PublishPlan};
 use crate::publish::receipt::{self, Outcome};
 use crate::publish::run::{self, Published};
+use crate::publish::streamed::StreamedUploads;
 use crate::registry::{
     DeployOutcome, Deployed, RegistryClient, RegistryError, Reporter, TokenSession,
 };
@@ -51,6 +54,8 @@ use crate::secret::Redactor;
 pub(crate) enum Extracted {
     /// The paths of every file the archive holds; its central directory passed its checks.
     Checked(Vec<String>),
+    /// A large file has begun; it may be uploaded as it grows ([`crate::publish::streamed`]).
+    Begun(GrowingFile),
     Placed(ExtractedFile),
 }
 
@@ -70,6 +75,7 @@ impl ExtractionReport {
     pub(crate) fn report(&self, event: ExtractionEvent<'_>) {
         let message = match event {
             ExtractionEvent::Checked(names) => Extracted::Checked(names.to_vec()),
+            ExtractionEvent::Begun(file) => Extracted::Begun(file.clone()),
             ExtractionEvent::Placed(file) => Extracted::Placed(file.clone()),
         };
         let _ = self.0.send(message);
@@ -230,7 +236,7 @@ impl EarlyUploads<'_> {
         let names = loop {
             match events.recv().await {
                 Some(Extracted::Checked(names)) => break names,
-                Some(Extracted::Placed(_)) => continue,
+                Some(Extracted::Begun(_) | Extracted::Placed(_)) => continue,
                 None => return Ok(None),
             }
         };
@@ -251,41 +257,103 @@ impl EarlyUploads<'_> {
             files = names.len(),
             "publishing files as they are extracted"
         );
-        // Owned by the stream, so that its futures borrow nothing of this one.
-        let planning = Arc::new(Planning {
+        let planning = Planning {
             config: self.config.clone(),
             data: self.data.clone(),
             root: self.root.clone(),
             pack_dir: self.pack_dir.clone(),
-        });
-        // A generic file's item depends on nothing but the file; should planning one ever
-        // fail, no further file is uploaded and the plan made at the end reports the error.
-        let items = stream::unfold(events, move |mut events| {
-            let planning = planning.clone();
-            async move {
-                loop {
-                    match events.recv().await? {
-                        Extracted::Placed(file) => {
-                            let item = planning.item(file).await?;
-                            return Some((item, events));
-                        }
-                        Extracted::Checked(_) => continue,
-                    }
-                }
-            }
+        };
+        // Files reach the usual uploads through this channel: from extraction as it places
+        // them, and from a streamed upload that did not work out.
+        let (items, queued) = unbounded_channel();
+        let streamed = StreamedUploads {
+            client: session.client().clone(),
+            token: session.token().clone(),
+            reporter: self.reporter.clone(),
+            fallback: items.clone(),
+        };
+        let routing = route(events, &planning, streamed, items);
+        let queued = stream::unfold(queued, |mut queued| async move {
+            queued.recv().await.map(|item| (item, queued))
         })
         // Boxed: the compiler cannot otherwise show the job's future `Send` through the
         // stream's combinators (rust-lang/rust#102211).
         .boxed();
-        let outcomes =
-            receipt::publish_items(&mut session, items, &self.reporter, self.upload_concurrency)
-                .await;
+        let (streamed_outcomes, mut outcomes) = tokio::join!(
+            routing,
+            receipt::publish_items(
+                &mut session,
+                queued,
+                &self.reporter,
+                self.upload_concurrency
+            )
+        );
+        outcomes.extend(streamed_outcomes);
         Ok(Some(Started {
             session,
             names,
             outcomes,
         }))
     }
+}
+
+/// Hands each file extraction reports to its upload: a large file that may stream is uploaded
+/// as it grows, every other one is queued for the usual uploads once placed (a generic file's
+/// item depends on nothing but the file; should planning one ever fail, it is not uploaded and
+/// the plan made at the end reports the error). Returns the streamed uploads' outcomes, once
+/// extraction has ended and they have all finished.
+async fn route(
+    mut events: UnboundedReceiver<Extracted>,
+    planning: &Planning,
+    streamed: StreamedUploads,
+    items: UnboundedSender<PublishItem>,
+) -> Vec<Outcome> {
+    // Aborted with the job should it be dropped.
+    let mut uploads = JoinSet::new();
+    let mut growing = HashMap::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            Extracted::Checked(_) => {}
+            Extracted::Begun(file) => {
+                let declared = ExtractedFile {
+                    relative_path: file.relative_path.clone(),
+                    path: planning.root.join(&file.relative_path),
+                    size: file.declared_size,
+                    checksums: Checksums::default(),
+                };
+                let Some(item) = planning.item(declared).await else {
+                    continue;
+                };
+                let path = file.relative_path.clone();
+                if let Some(placed) = streamed.begin(&mut uploads, item, file).await {
+                    growing.insert(path, placed);
+                }
+            }
+            Extracted::Placed(file) => match growing.remove(&file.relative_path) {
+                Some(placed) => {
+                    let _ = placed.send(file);
+                }
+                None => {
+                    if let Some(item) = planning.item(file).await {
+                        // Closed once an upload failed: no further file is started.
+                        let _ = items.send(item);
+                    }
+                }
+            },
+        }
+    }
+    // A file still growing when extraction ended failed it: its upload must break off.
+    drop(growing);
+    drop((items, streamed));
+    let mut outcomes = Vec::new();
+    while let Some(joined) = uploads.join_next().await {
+        match joined {
+            Ok(Some(outcome)) => outcomes.push(outcome),
+            Ok(None) => {}
+            Err(error) => warn!(error = %error, "a streamed upload's task failed"),
+        }
+    }
+    outcomes
 }
 
 /// What planning one file needs.

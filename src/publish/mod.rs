@@ -8,6 +8,7 @@
 //! its failure type) · `plan` (what goes where) · `placement` (one file's repository, path, properties) · `detect` (what each file is) · `spec` (the file spec) ·
 //! `pattern` (wildcards) · `formats` (npm, Debian, Python metadata; npm packing) · `receipt`
 //! (carrying the plan out) · `early` (uploads that start while the artifact downloads) ·
+//! `streamed` (a large file uploaded while it is extracted) ·
 //! `build_info` · `output` (`publish-receipt.json`) · `summary` (the
 //! success result).
 
@@ -25,6 +26,7 @@ pub mod plan;
 pub mod receipt;
 pub mod run;
 pub mod spec;
+mod streamed;
 pub mod summary;
 
 use std::path::PathBuf;

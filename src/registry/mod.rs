@@ -18,6 +18,7 @@ mod removal;
 mod reporter;
 pub mod retry;
 mod session;
+mod streamed;
 mod token;
 
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub use pypi::PypiUpload;
 pub use removal::{Deployed, Removal};
 pub use reporter::{NoReporter, Reporter};
 pub use session::TokenSession;
+pub use streamed::{StreamedDeploy, StreamedUpload};
 pub use token::{AccessToken, TokenApi};
 
 /// A path inside a repository, as the registry reports it (`nestbox-cam/2.4.1/fw.img`).

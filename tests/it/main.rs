@@ -30,6 +30,7 @@ mod registry_faults;
 mod registry_tls;
 mod secrets_in_outputs;
 mod secrets_stay_secret;
+mod streamed_uploads;
 mod support;
 mod token_expiry;
 mod trace_capture;
