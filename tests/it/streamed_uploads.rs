@@ -242,7 +242,7 @@ async fn a_download_that_fails_after_the_upload_began_publishes_nothing() {
 }
 
 #[tokio::test]
-async fn an_image_that_fails_its_crc_after_its_upload_began_is_never_published() {
+async fn an_image_that_fails_its_crc_is_never_published_though_its_upload_may_have_begun() {
     let (mut bytes, image, _, data_start) = archive();
     // One byte in the middle of the image changes; its CRC does not.
     let at = data_start as usize + image.len() / 2;
@@ -255,10 +255,11 @@ async fn an_image_that_fails_its_crc_after_its_upload_began_is_never_published()
     assert!(message.contains("`fw/image.bin`"), "{message}");
     assert!(message.contains("corrupt"), "{message}");
     assert_eq!(fixture.published_paths(), Vec::<String>::new());
-    // Every byte but the last chunk was sent; the body then broke off.
+    // The image's upload may have begun (then its body broke off before the last chunk) or
+    // not yet, when extraction found the CRC first; either way the registry stored nothing.
     let puts = fixture.uploads(IMAGE);
-    assert_eq!(puts.len(), 1, "{puts:?}");
-    assert_ne!(puts[0].status / 100, 2, "{puts:?}");
+    assert!(puts.len() <= 1, "{puts:?}");
+    assert!(puts.iter().all(|put| put.status / 100 != 2), "{puts:?}");
     assert_eq!(
         fixture.requests("DELETE", IMAGE).len(),
         0,
