@@ -8,11 +8,14 @@
 //! Jitter. Idle pacing: ±20 % around the nominal delay, so a fleet started together does not
 //! poll in lock-step. Errors (transport, 5xx, rejections): "equal jitter" — half the doubled
 //! delay fixed, half random — which spreads retries while still guaranteeing a minimum pause.
-//! Throttling: "full jitter" — anywhere between zero and the doubled delay — from a short base
-//! to a cap of a few seconds. A throttle says "not this instant", not "not for a minute": the
-//! allowed rate is shared by the fleet, and every moment no worker asks is capacity lost, so
-//! throttled callers come back soon and at random times instead of sleeping long and returning
-//! together.
+//! Throttled polls: "full jitter" — anywhere between zero and the doubled delay — from a short
+//! base to a cap well under a second. A throttle says "not this instant", not "not for a
+//! minute": the allowed rate is shared by the fleet, and every moment no worker asks is capacity
+//! lost, so throttled callers come back soon and at random times instead of sleeping long and
+//! returning together. Throttled job calls (acknowledge, details, results) wait in their
+//! source's line ([`crate::worker::lane`]): one call at a time per worker and source, its head
+//! retried on a short equal-jitter pace, so a worker's calls do not all hammer a throttled
+//! account at once and the first in line is the first served.
 
 use std::time::Duration;
 
@@ -96,18 +99,24 @@ pub const REGISTRY_REQUEST: RetryPolicy = RetryPolicy {
     throttled: None,
 };
 
-/// `AcknowledgeJob` and `GetJobDetails`, retried inside the AWS SDK only. Throttled retries
-/// take no retry quota (a busy fleet cannot run it dry and start dropping acknowledgements).
-/// The waits average 0.05, 0.1, 0.2, 0.4 and then 0.5 s at the cap, so this keeps a call
-/// trying through about four seconds of sustained throttling.
+/// `AcknowledgeJob` and `GetJobDetails`, retried by the source's line in the worker
+/// ([`crate::worker::lane`]); the SDK makes one attempt. While the source throttles, its calls
+/// go one at a time and the head of the line is retried soon (25 ms, doubling to 200 ms), until
+/// the deadline: a claimed job whose acknowledgement is given up on is lost until the action
+/// times out.
 pub const JOB_CALL: RetryPolicy = RetryPolicy {
     calls: "AcknowledgeJob, GetJobDetails",
-    layer: "AWS SDK",
+    layer: "worker (the source's line)",
     attempts: 12,
-    deadline: None,
+    deadline: Some(seconds(60)),
     errors: Pace::new(millis(100), seconds(1), Jitter::Full),
-    throttled: None,
+    throttled: Some(THROTTLED_JOB_CALL),
 };
+
+/// The pace at the head of a throttled source's line: soon enough that the fleet's probes
+/// cover the rate's refills (a job API saves up a fraction of a second's allowance), slow
+/// enough that each worker throws at most 5–80 requests a second at a throttled source.
+const THROTTLED_JOB_CALL: Pace = Pace::new(millis(25), millis(200), Jitter::Equal);
 
 /// One `PollForJobs` inside the AWS SDK; the worker loop then paces the next poll itself
 /// (`--poll-*`, `--throttle-*` and `--error-*` flags), so a poll's own budget stays small.
@@ -122,14 +131,14 @@ pub const POLL_FOR_JOBS: RetryPolicy = RetryPolicy {
 
 /// `PutJobSuccessResult` / `PutJobFailureResult`: a finished job whose result is lost hangs its
 /// pipeline until the action times out, so delivery keeps trying longest. The SDK's own
-/// retries are off for these calls; the worker's delivery loop is the one layer.
+/// retries are off for these calls; the source's line in the worker is the one layer.
 pub const RESULT_CALL: RetryPolicy = RetryPolicy {
     calls: "PutJobSuccessResult, PutJobFailureResult",
-    layer: "worker",
+    layer: "worker (the source's line)",
     attempts: 12,
     deadline: Some(seconds(60)),
     errors: Pace::new(millis(500), seconds(10), Jitter::Equal),
-    throttled: Some(Pace::new(millis(100), seconds(1), Jitter::Full)),
+    throttled: Some(THROTTLED_JOB_CALL),
 };
 
 /// S3 `GetObject` / `PutObject` with the job's credentials: the SDK's standard policy.
@@ -454,7 +463,8 @@ mod policy_table_tests {
     fn throttled_result_calls_go_on_until_the_deadline_and_others_stop_at_their_attempts() {
         assert!(RESULT_CALL.allows_another_throttled(40, Duration::from_secs(59)));
         assert!(!RESULT_CALL.allows_another_throttled(2, Duration::from_secs(60)));
-        assert!(!JOB_CALL.allows_another_throttled(12, Duration::ZERO));
-        assert!(JOB_CALL.allows_another_throttled(11, Duration::from_secs(3600)));
+        assert!(JOB_CALL.allows_another_throttled(40, Duration::from_secs(59)));
+        assert!(!JOB_CALL.allows_another(12, Duration::ZERO));
+        assert!(!S3_RANGE.allows_another_throttled(5, Duration::ZERO));
     }
 }

@@ -175,6 +175,27 @@ pub async fn scenario_11(bench: &Bench, report: &mut Report) {
         "scenario 11 job API per source: {}",
         timelines.join("; ")
     ));
+    // `BENCH_TIMELINE=1`: each source's admitted requests per half second, to see where its
+    // rate went unused.
+    if std::env::var_os("BENCH_TIMELINE").is_some() {
+        for (_, region) in SOURCES {
+            let Some(times) = admitted_at.get(region) else {
+                continue;
+            };
+            let mut buckets = vec![0usize; (secs(elapsed) * 2.0).ceil() as usize + 1];
+            for time in times {
+                let bucket = (secs(time.saturating_duration_since(started)) * 2.0) as usize;
+                if let Some(count) = buckets.get_mut(bucket) {
+                    *count += 1;
+                }
+            }
+            let counts: Vec<String> = buckets.iter().map(ToString::to_string).collect();
+            report.note(format!(
+                "scenario 11 {region} admitted per 0.5 s: {}",
+                counts.join(" ")
+            ));
+        }
+    }
     // What the job API accepted, by operation: where requests beyond the ideal went.
     let mut accepted = std::collections::BTreeMap::<String, usize>::new();
     for call in sandbox.calls() {

@@ -5,17 +5,14 @@
 //! and local stand-ins.
 //!
 //! Retries. The job API throttles per account and region, so a fleet of workers shares one
-//! request rate. A throttled call is retried soon and at a random moment (full jitter from
-//! 100 ms, capped at 1 s) rather than after seconds: a throttle means "not this instant", and
-//! every moment in which no worker asks is capacity the fleet loses. Throttled retries take no
-//! retry quota, so a busy fleet cannot run its quota dry and start dropping acknowledgements;
-//! transport errors and 5xx still spend it. Each call is retried by one layer only
-//! ([`crate::retry`]): `AcknowledgeJob` and `GetJobDetails` by the SDK ([`JOB_CALL`]),
-//! `PollForJobs` by the SDK with a small budget ([`POLL_FOR_JOBS`]) before the loop paces the
-//! next poll, and the result calls by the worker's delivery loop alone ([`RESULT_CALL`]), so
-//! the SDK makes one attempt each. The retry mode is the configured one (`AWS_RETRY_MODE`), so
-//! the SDK's client-side rate limiter (`adaptive`) remains available.
-//!
+//! request rate. Each call is retried by one layer only ([`crate::retry`]): `PollForJobs` by
+//! the SDK with a small budget ([`POLL_FOR_JOBS`], full jitter from 100 ms, capped at 1 s)
+//! before the loop paces the next poll; `AcknowledgeJob`, `GetJobDetails` and the result calls
+//! by the worker's line for the source ([`JOB_CALL`], [`RESULT_CALL`],
+//! [`crate::worker::lane`]), which sends a throttled source's calls one at a time, so the SDK
+//! makes one attempt each. Throttled retries take no retry quota, so a busy fleet cannot run
+//! its quota dry; transport errors and 5xx still spend it. The retry mode is the configured one
+//! (`AWS_RETRY_MODE`), so the SDK's client-side rate limiter (`adaptive`) remains available.
 //!
 //! Sources. One [`AwsJobApi`] serves one source: a region, the credentials of its account (the
 //! worker's own, or a role assumed with STS, see [`crate::pipeline::sources`]) and one or more
@@ -57,21 +54,19 @@ pub struct AwsJobApi {
     rotation: VersionRotation,
     /// The client's region, recorded on each job for its artifact downloads.
     region: Option<String>,
-    /// The client's retry policy with [`POLL_FOR_JOBS`]' attempts.
-    poll_retry: RetryConfig,
-    /// No SDK retries: the worker's delivery loop retries the result calls.
-    result_retry: RetryConfig,
+    /// No SDK retries: the worker's line for the source retries every call but the poll.
+    single_attempt: RetryConfig,
 }
 
-/// The job API client's retry policy (see the module docs): the configured mode, short
-/// full-jitter backoff, [`JOB_CALL`]'s attempts.
+/// The job API client's retry policy, that of its polls (see the module docs): the
+/// configured mode, short full-jitter backoff, [`POLL_FOR_JOBS`]' attempts.
 fn job_api_retry_config(configured: Option<&RetryConfig>) -> RetryConfig {
     let mode = configured.map_or(RetryMode::Standard, RetryConfig::mode);
     RetryConfig::standard()
         .with_retry_mode(mode)
-        .with_initial_backoff(JOB_CALL.errors.base)
-        .with_max_backoff(JOB_CALL.errors.cap)
-        .with_max_attempts(JOB_CALL.attempts)
+        .with_initial_backoff(POLL_FOR_JOBS.errors.base)
+        .with_max_backoff(POLL_FOR_JOBS.errors.cap)
+        .with_max_attempts(POLL_FOR_JOBS.attempts)
 }
 
 impl AwsJobApi {
@@ -127,8 +122,7 @@ impl AwsJobApi {
             action_types,
             rotation,
             region: sdk_config.region().map(ToString::to_string),
-            poll_retry: retry.clone().with_max_attempts(POLL_FOR_JOBS.attempts),
-            result_retry: retry.with_max_attempts(1),
+            single_attempt: retry.with_max_attempts(1),
         })
     }
 }
@@ -144,11 +138,6 @@ impl AwsJobApi {
             .poll_for_jobs()
             .action_type_id(self.action_types[version].clone())
             .max_batch_size(i32::try_from(max_batch_size.max(1)).unwrap_or(i32::MAX))
-            .customize()
-            .config_override(
-                aws_sdk_codepipeline::config::Builder::default()
-                    .retry_config(self.poll_retry.clone()),
-            )
             .send()
             .await
             .map_err(classify)?;
@@ -161,13 +150,13 @@ impl AwsJobApi {
     }
 
     fn single_attempt(&self) -> aws_sdk_codepipeline::config::Builder {
-        aws_sdk_codepipeline::config::Builder::default().retry_config(self.result_retry.clone())
+        aws_sdk_codepipeline::config::Builder::default().retry_config(self.single_attempt.clone())
     }
 }
 
 const _: () = assert!(
-    RESULT_CALL.attempts > 1,
-    "the delivery loop must retry result calls"
+    RESULT_CALL.attempts > 1 && JOB_CALL.attempts > 1,
+    "the source's line must retry the calls the SDK makes once"
 );
 
 impl JobApi for AwsJobApi {
@@ -201,6 +190,8 @@ impl JobApi for AwsJobApi {
             .acknowledge_job()
             .job_id(job_id)
             .nonce(nonce)
+            .customize()
+            .config_override(self.single_attempt())
             .send()
             .await
             .map_err(classify)?;
@@ -217,6 +208,8 @@ impl JobApi for AwsJobApi {
             .client
             .get_job_details()
             .job_id(job_id)
+            .customize()
+            .config_override(self.single_attempt())
             .send()
             .await
             .map_err(classify)?;

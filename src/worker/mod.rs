@@ -23,6 +23,7 @@
 mod heartbeat;
 mod job_task;
 pub mod journal;
+pub mod lane;
 mod metered;
 pub mod pacing;
 mod results;
@@ -42,6 +43,7 @@ use crate::pipeline::{Classify, JobApi, JobApiError, JobSuccess, PollVersions};
 use heartbeat::Heartbeat;
 use job_task::JobHooks;
 pub use job_task::{BoxFuture, Claim, ClaimedJob, JobContext, JobDetailsSource, JobEnd, JobTally};
+use lane::LanedJobApi;
 use metered::MeteredJobApi;
 use pacing::{Pacer, PollResult};
 use shares::{Choice, SourceView};
@@ -107,10 +109,10 @@ impl Default for WorkerSettings {
             error_base_interval: Duration::from_secs(1),
             error_max_interval: Duration::from_secs(60),
             // The SDK has already retried a throttled poll twice within ~0.3 s by the time the
-            // loop sees it; 200 ms → 2 s keeps a throttled worker asking several times a
-            // second at first and about once a second at worst.
-            throttle_base_interval: Duration::from_millis(200),
-            throttle_max_interval: Duration::from_secs(2),
+            // loop sees it; 50 ms → 400 ms keeps a throttled worker asking again within a
+            // fraction of a second, so the account's rate is not left unused between polls.
+            throttle_base_interval: Duration::from_millis(50),
+            throttle_max_interval: Duration::from_millis(400),
             busy_window: Duration::from_secs(60),
             // The jobs of one batch start together but end spread over several hundred ms when
             // the job API throttles (each acknowledgement and result retried at a random
@@ -190,10 +192,14 @@ pub async fn run<A: JobApi, H: JobHandler>(
     .await
 }
 
+/// A source's job API as the loop and its jobs use it: every attempt metered, the job calls
+/// retried through the source's line.
+type SourceApi<A> = LanedJobApi<MeteredJobApi<A>>;
+
 /// The loop's view of one source.
 struct SourceState<A> {
     name: Arc<str>,
-    api: Arc<MeteredJobApi<A>>,
+    api: Arc<SourceApi<A>>,
     pacer: Pacer,
     next_poll: Instant,
     last_polled: Option<Instant>,
@@ -236,7 +242,11 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
     for source in sources {
         let metric = metrics.add_source(&source.name);
         let name: Arc<str> = source.name.into();
-        let api = Arc::new(MeteredJobApi::new(source.api, metrics.clone(), metric));
+        let api = Arc::new(LanedJobApi::new(MeteredJobApi::new(
+            source.api,
+            metrics.clone(),
+            metric,
+        )));
         task_sources.push(TaskSource {
             api: api.clone(),
             hooks: JobHooks {
@@ -299,7 +309,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             continue;
         }
         let room = tasks.room(concurrency, settings.max_jobs);
-        if room.free == 0 {
+        if room.claimable == 0 {
             // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
             let waited = wait(
                 &mut tasks,
@@ -329,6 +339,22 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             .collect();
         let (index, batch) = match shares::choose(&views, room, concurrency, now) {
             Choice::Poll { source, batch } => (source, batch),
+            Choice::WaitForRoom { or_until } => {
+                let waited = wait(
+                    &mut tasks,
+                    or_until.map(|until| (until, true)),
+                    &mut wake,
+                    &mut queue_up,
+                    &mut states,
+                    &settings,
+                    &mut shutdown,
+                )
+                .await;
+                if !waited {
+                    break;
+                }
+                continue;
+            }
             Choice::WaitUntil(until) => {
                 // A finished job frees a slot but does not cut the wait short: the wait is what
                 // keeps an idle or throttled worker's request rate down. A wake-up does.
@@ -439,7 +465,7 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
 /// job that ends when its flag is set), or for a wake-up, which it applies to `states`; false
 /// when `shutdown` came first.
 async fn wait<A: JobApi, H: JobHandler>(
-    tasks: &mut JobTasks<MeteredJobApi<A>, H>,
+    tasks: &mut JobTasks<SourceApi<A>, H>,
     deadline: Option<(Instant, bool)>,
     wake: &mut Option<mpsc::Receiver<WakeEvent>>,
     queue_up: &mut bool,

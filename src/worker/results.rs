@@ -1,12 +1,14 @@
-//! Delivering a job's one result: the success or failure call, retried on its own budget
-//! ([`RESULT_CALL`]), and what it means for the job when CodePipeline will not take it.
+//! Delivering a job's one result: the success or failure call, and what it means for the job
+//! when CodePipeline will not take it. The calls are retried by the source's line
+//! ([`crate::worker::lane`], on the [`RESULT_CALL`] budget) before they return here.
+//!
+//! [`RESULT_CALL`]: crate::retry::RESULT_CALL
 
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use crate::pipeline::{FailureType, JobApi, JobApiError, JobFailure, JobSuccess};
-use crate::retry::RESULT_CALL;
 use crate::secret::Redactor;
 use crate::worker::job_task::{JobEnd, JobTally};
 
@@ -23,7 +25,7 @@ pub(super) async fn report_success<A: JobApi>(
         ..success
     }
     .fit_to_api_limits();
-    let result = deliver(|| api.put_job_success_result(job_id, &success)).await;
+    let result = api.put_job_success_result(job_id, &success).await;
     match result {
         Ok(()) => {
             info!(
@@ -59,7 +61,7 @@ pub(super) async fn report_failure<A: JobApi>(
     job_id: &str,
     failure: JobFailure,
 ) -> JobEnd {
-    match deliver(|| api.put_job_failure_result(job_id, &failure)).await {
+    match api.put_job_failure_result(job_id, &failure).await {
         Ok(()) => JobEnd::Failed(failure.failure_type),
         Err(error) => undelivered(&error, "failure"),
     }
@@ -75,44 +77,5 @@ fn undelivered(error: &JobApiError, what: &str) -> JobEnd {
             error!(%error, "could not report the job's {what}");
             JobEnd::ResultNotDelivered
         }
-    }
-}
-
-/// Makes a result call, retrying while the job API is throttling or unreachable: a finished
-/// job whose result is lost would hang its pipeline until the action times out. The budget is
-/// [`RESULT_CALL`]; the SDK does not retry these calls itself, so this loop is the one layer.
-async fn deliver<F, Fut>(mut call: F) -> Result<(), JobApiError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), JobApiError>>,
-{
-    let mut errors = RESULT_CALL.errors.backoff();
-    let mut throttles = RESULT_CALL.throttle_pace().backoff();
-    let started = tokio::time::Instant::now();
-    // Every attempt, for the log; and those that failed other than throttled, for the budget.
-    let (mut attempt, mut failed) = (1, 0);
-    loop {
-        let error = match call().await {
-            Err(error) if error.is_transient() => error,
-            other => return other,
-        };
-        let throttled = matches!(error, JobApiError::Throttled { .. });
-        failed += u32::from(!throttled);
-        let another = if throttled {
-            RESULT_CALL.allows_another_throttled(failed, started.elapsed())
-        } else {
-            RESULT_CALL.allows_another(failed, started.elapsed())
-        };
-        if !another {
-            return Err(error);
-        }
-        let delay = if throttled {
-            throttles.next_delay()
-        } else {
-            errors.next_delay()
-        };
-        warn!(%error, attempt, retry_in_ms = delay.as_millis() as u64, "result call failed; retrying");
-        tokio::time::sleep(delay).await;
-        attempt += 1;
     }
 }

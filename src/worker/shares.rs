@@ -11,12 +11,15 @@
 //!   polled least recently, so equal sources take turns.
 //! - It asks for as many jobs as it lacks to reach its share (at least one, at most the free
 //!   slots). Alone, a source asks for every free slot, exactly as a single-source worker does.
-//! - A source whose job API has lately throttled a poll ([`SourceView::polls_scarce`]) asks for
-//!   every job the worker may claim instead ([`Room::claimable`]: the free slots plus as many
-//!   jobs again that wait for a slot once acknowledged): there a poll costs more than a job
-//!   waiting a moment, and with sources sharing four slots a share-sized poll claims one or
-//!   two jobs. Fairness over time still comes from the choice itself: the next free slots go
-//!   to whichever due source has fewest jobs in flight, which is another one.
+//! - A source whose job API has lately throttled a poll ([`SourceView::polls_scarce`]) may
+//!   claim ahead: jobs that wait for a slot once acknowledged ([`Room::claimable`]), because
+//!   there a poll costs more than a job waiting a moment. It may hold up to its *claim share*,
+//!   twice the concurrency divided among the active sources (rounded up), and asks for all of
+//!   it that the room allows; it is polled even while every slot is taken, as long as there is
+//!   room to claim. Alone, it claims all the room, as a single-source worker does. The claim
+//!   share is what keeps throttled sources from starving each other: without it two of them
+//!   fill the room with waiting jobs, and a third gets no job, and so makes no request, until
+//!   they drain.
 //!
 //! - A partly free worker gathers slots before polling (see [`super::pacing`]) only while the
 //!   chosen source holds every running job, or its job API has throttled a poll within the busy
@@ -64,10 +67,12 @@ pub enum Choice {
     Poll { source: usize, batch: usize },
     /// No source is due: wait until this instant (or a wake-up).
     WaitUntil(Instant),
+    /// Sources are due but the room is taken (slots, or their claim shares): wait for a job to
+    /// free its slot or end, or until `or_until`, when another source becomes due.
+    WaitForRoom { or_until: Option<Instant> },
 }
 
-/// Chooses the next poll, given the `room` a worker of `concurrency` slots has. `room.free`
-/// must be above zero (a full worker waits for a job to end instead).
+/// Chooses the next poll, given the `room` a worker of `concurrency` slots has.
 pub fn choose(sources: &[SourceView], room: Room, concurrency: usize, now: Instant) -> Choice {
     let due = |view: &SourceView| view.next_poll <= now;
     let active = sources
@@ -76,31 +81,36 @@ pub fn choose(sources: &[SourceView], room: Room, concurrency: usize, now: Insta
         .count()
         .max(1);
     let share = concurrency.div_ceil(active).max(1);
+    let claim_share = (2 * concurrency).div_ceil(active).max(1);
+    let batch = |view: &SourceView| {
+        if view.polls_scarce {
+            claim_share
+                .saturating_sub(view.in_flight)
+                .min(room.claimable)
+        } else if room.free == 0 {
+            0
+        } else {
+            share.saturating_sub(view.in_flight).min(room.free).max(1)
+        }
+    };
     let chosen = sources
         .iter()
         .enumerate()
-        .filter(|(_, view)| due(view))
+        .filter(|(_, view)| due(view) && batch(view) > 0)
         // Fewest in flight first; among equals the one polled longest ago (never polled first).
         .min_by_key(|(index, view)| (view.in_flight, view.last_polled, *index));
+    let next_due = sources
+        .iter()
+        .map(|view| view.next_poll)
+        .filter(|&at| at > now)
+        .min();
     match chosen {
-        Some((source, view)) => {
-            let batch = if view.polls_scarce {
-                room.claimable
-            } else {
-                share.saturating_sub(view.in_flight).min(room.free)
-            };
-            Choice::Poll {
-                source,
-                batch: batch.max(1),
-            }
-        }
-        None => Choice::WaitUntil(
-            sources
-                .iter()
-                .map(|view| view.next_poll)
-                .min()
-                .unwrap_or(now),
-        ),
+        Some((source, view)) => Choice::Poll {
+            source,
+            batch: batch(view),
+        },
+        None if sources.iter().any(due) => Choice::WaitForRoom { or_until: next_due },
+        None => Choice::WaitUntil(next_due.unwrap_or(now)),
     }
 }
 
@@ -189,8 +199,8 @@ mod tests {
             ..view(in_flight, now, last_polled)
         };
         // Three throttled sources share four slots, three of them free, with room to claim
-        // seven jobs; the one with nothing running asks for all seven rather than its share of
-        // two.
+        // seven jobs; the one with nothing running asks for its claim share, three of the
+        // eight it may claim in all, rather than its share of two slots.
         let sources = [scarce(1, Some(now)), scarce(0, None), scarce(0, Some(now))];
         let room_to_wait = Room {
             free: 3,
@@ -201,6 +211,14 @@ mod tests {
             choose(&sources, room_to_wait, 4, now),
             Choice::Poll {
                 source: 1,
+                batch: 3
+            }
+        );
+        // Alone, a throttled source claims all the room.
+        assert_eq!(
+            choose(&[scarce(1, Some(now))], room_to_wait, 4, now),
+            Choice::Poll {
+                source: 0,
                 batch: 7
             }
         );
@@ -229,6 +247,53 @@ mod tests {
                 source: 1,
                 batch: 2
             }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttled_sources_holding_their_claim_shares_leave_room_for_the_third() {
+        let now = Instant::now();
+        let scarce = |in_flight| SourceView {
+            polls_scarce: true,
+            ..view(in_flight, now, Some(now))
+        };
+        // Every slot is taken, two claims are left: the source holding nothing gets them,
+        // though the other two are due and would take them too.
+        let full = Room {
+            free: 0,
+            claimable: 2,
+            more_would_help: true,
+        };
+        let sources = [scarce(3), scarce(0), scarce(3)];
+        assert_eq!(
+            choose(&sources, full, 4, now),
+            Choice::Poll {
+                source: 1,
+                batch: 2
+            }
+        );
+        // Once it holds its claim share too, the due sources wait for room, and for the
+        // source that becomes due next.
+        let later = now + Duration::from_millis(300);
+        let sources = [
+            scarce(3),
+            scarce(3),
+            SourceView {
+                next_poll: later,
+                ..scarce(2)
+            },
+        ];
+        assert_eq!(
+            choose(&sources, full, 4, now),
+            Choice::WaitForRoom {
+                or_until: Some(later)
+            }
+        );
+        // Unthrottled sources never claim ahead: no free slot, no poll.
+        let sources = [view(4, now, Some(now)), view(0, now, None)];
+        assert_eq!(
+            choose(&sources, full, 4, now),
+            Choice::WaitForRoom { or_until: None }
         );
     }
 
@@ -307,7 +372,11 @@ mod tests {
                         sources[source].next_poll = if got > 0 { now } else { now + poll_interval };
                         continue;
                     }
-                    Choice::WaitUntil(until) => Some(next_end.map_or(until, |end| end.min(until))),
+                    Choice::WaitUntil(until)
+                    | Choice::WaitForRoom {
+                        or_until: Some(until),
+                    } => Some(next_end.map_or(until, |end| end.min(until))),
+                    Choice::WaitForRoom { or_until: None } => next_end,
                 }
             };
             let mut until = wake.unwrap_or(now + poll_interval);

@@ -7,7 +7,8 @@
 //! then it only waits for the job API to take its result, which under throttling means backing
 //! off for up to a second, so it gives its slot to the next job
 //! ([`SlotReleases`](job_task::SlotReleases)). The loop never holds more than twice
-//! `--concurrency` claimed jobs, whether acknowledging, working or delivering.
+//! `--concurrency` jobs acknowledging, waiting or working, nor more than four times
+//! `--concurrency` jobs in all, those delivering their results included.
 //!
 //! A poll normally asks for the free slots only. Where the job API throttles polls, a poll is
 //! worth more than a slot held a moment, so the loop may claim up to that bound
@@ -197,7 +198,12 @@ impl<A: JobApi, H: JobHandler> JobTasks<A, H> {
     /// How many jobs the loop may claim now.
     pub(crate) fn room(&self, concurrency: usize, max_jobs: Option<u64>) -> Room {
         let in_flight = self.running.len();
-        let claimable = (2 * concurrency).saturating_sub(in_flight);
+        // Jobs whose results wait in a throttled source's line hold only a message; bounded
+        // apart, so that they do not shrink the next batch.
+        let claimed = in_flight - self.delivering;
+        let claimable = (2 * concurrency)
+            .saturating_sub(claimed)
+            .min((4 * concurrency).saturating_sub(in_flight));
         let free = concurrency.saturating_sub(self.working()).min(claimable);
         // --max-jobs counts jobs that ended with a result; running ones may still do so.
         let remaining =

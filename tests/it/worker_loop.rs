@@ -485,11 +485,11 @@ async fn asks_only_for_free_slots_and_never_runs_more_than_the_concurrency() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_job_waiting_on_its_result_call_frees_its_slot_up_to_twice_the_concurrency() {
+async fn jobs_waiting_on_their_result_calls_free_their_slots_up_to_four_times_the_concurrency() {
     let (open, _) = watch::channel(false);
     let api = Arc::new(FakeJobApi {
         results_open: Some(open),
-        ..FakeJobApi::with_jobs(&["a", "b", "c", "d"])
+        ..FakeJobApi::with_jobs(&["a", "b", "c", "d", "e", "f"])
     });
     let gate = Arc::new(Gate::default());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -501,29 +501,34 @@ async fn a_job_waiting_on_its_result_call_frees_its_slot_up_to_twice_the_concurr
             let _ = stopped.await;
         },
     ));
-    for nth in [1, 2] {
-        // This job's work ends; its result call then waits on the job API.
+    for nth in 1..=4 {
+        // This job's work ends; its result call then waits on the job API, and the next job
+        // takes its slot.
         gate.release_the_nth(nth).await;
     }
-    // Two claimed jobs wait on their results: the worker must not claim a third, however long
+    // Four claimed jobs wait on their results: the worker must not claim a fifth, however long
     // the job API takes (the paused clock runs ahead through every backoff and gather window).
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(
         api.queue.lock().unwrap().len(),
         2,
-        "claimed beyond twice the concurrency"
+        "claimed beyond four times the concurrency"
     );
     assert_eq!(gate.running.load(Ordering::SeqCst), 0);
     assert!(api.results().is_empty());
 
     api.results_open.as_ref().unwrap().send_replace(true);
-    for nth in [3, 4] {
+    for nth in [5, 6] {
         gate.release_the_nth(nth).await;
     }
     stop.send(()).unwrap();
     let report = worker.await.unwrap();
-    assert_eq!(report.succeeded, 4);
-    assert_eq!(api.result_ids(), ["a", "b", "c", "d"], "one result per job");
+    assert_eq!(report.succeeded, 6);
+    assert_eq!(
+        api.result_ids(),
+        ["a", "b", "c", "d", "e", "f"],
+        "one result per job"
+    );
     assert_eq!(
         gate.peak.load(Ordering::SeqCst),
         1,
