@@ -309,23 +309,6 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
             continue;
         }
         let room = tasks.room(concurrency, settings.max_jobs);
-        if room.claimable == 0 {
-            // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
-            let waited = wait(
-                &mut tasks,
-                None,
-                &mut wake,
-                &mut queue_up,
-                &mut states,
-                &settings,
-                &mut shutdown,
-            )
-            .await;
-            if !waited {
-                break;
-            }
-            continue;
-        }
         let now = Instant::now();
         let views: Vec<SourceView> = states
             .iter()
@@ -337,7 +320,13 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
                 polls_scarce: state.pacer.throttled_recently(now),
             })
             .collect();
-        let (index, batch) = match shares::choose(&views, room, concurrency, now) {
+        let choice = if room.claimable == 0 {
+            // Full (or waiting for the last jobs of --max-jobs): wait for a slot.
+            Choice::WaitForRoom { or_until: None }
+        } else {
+            shares::choose(&views, room, concurrency, now)
+        };
+        let (index, batch) = match choice {
             Choice::Poll { source, batch } => (source, batch),
             Choice::WaitForRoom { or_until } => {
                 let waited = wait(
