@@ -54,6 +54,10 @@ impl Default for Lane {
     }
 }
 
+// The lock is held only to read or set an `Option<Instant>`, which cannot panic, so it is never
+// poisoned.
+const NEVER_POISONED: &str = "the lane's clock is never poisoned";
+
 impl Lane {
     pub fn new() -> Self {
         Self {
@@ -66,13 +70,13 @@ impl Lane {
     pub fn throttling(&self, now: Instant) -> bool {
         self.last_throttled
             .lock()
-            .expect("lane state")
+            .expect(NEVER_POISONED)
             .is_some_and(|at| now.saturating_duration_since(at) < CALM_AFTER)
     }
 
     /// Records a throttled call of the source (also a poll, which the loop retries itself).
     pub fn throttled(&self, now: Instant) {
-        *self.last_throttled.lock().expect("lane state") = Some(now);
+        *self.last_throttled.lock().expect(NEVER_POISONED) = Some(now);
     }
 
     async fn take_turn(&self) -> SemaphorePermit<'_> {

@@ -326,30 +326,21 @@ pub async fn run_sources<A: JobApi, H: JobHandler>(
         } else {
             shares::choose(&views, room, concurrency, now)
         };
-        let (index, batch) = match choice {
-            Choice::Poll { source, batch } => (source, batch),
-            Choice::WaitForRoom { or_until } => {
+        // Either the poll to make, or the deadline `wait` takes (and whether a job's end cuts it
+        // short) when there is none.
+        let poll_or_wait = match choice {
+            Choice::Poll { source, batch } => Ok((source, batch)),
+            Choice::WaitForRoom { or_until } => Err(or_until.map(|until| (until, true))),
+            // A finished job frees a slot but does not cut the wait short: the wait is what
+            // keeps an idle or throttled worker's request rate down. A wake-up does.
+            Choice::WaitUntil(until) => Err(Some((until, false))),
+        };
+        let (index, batch) = match poll_or_wait {
+            Ok(poll) => poll,
+            Err(deadline) => {
                 let waited = wait(
                     &mut tasks,
-                    or_until.map(|until| (until, true)),
-                    &mut wake,
-                    &mut queue_up,
-                    &mut states,
-                    &settings,
-                    &mut shutdown,
-                )
-                .await;
-                if !waited {
-                    break;
-                }
-                continue;
-            }
-            Choice::WaitUntil(until) => {
-                // A finished job frees a slot but does not cut the wait short: the wait is what
-                // keeps an idle or throttled worker's request rate down. A wake-up does.
-                let waited = wait(
-                    &mut tasks,
-                    Some((until, false)),
+                    deadline,
                     &mut wake,
                     &mut queue_up,
                     &mut states,
